@@ -1,0 +1,1 @@
+"""MMDetection-style ``projects/`` namespace of this repository."""
