@@ -5,8 +5,14 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from projects.c2am.c2am import (angular_margin_cos, c2am_logits, c2am_loss, c2am_loss_from_cosine,
-                                c2am_margins, cosine_similarity_matrix)
+from projects.c2am.c2am import (
+    angular_margin_cos,
+    c2am_logits,
+    c2am_loss,
+    c2am_loss_from_cosine,
+    c2am_margins,
+    cosine_similarity_matrix,
+)
 
 
 def _inputs(seed, n=6, c=4, d=5):
@@ -21,13 +27,18 @@ def _inputs(seed, n=6, c=4, d=5):
 def test_gradcheck_features_and_weights_adaptive():
     for seed in range(3):
         x, w, y = _inputs(seed)
+        w_fixed, norms = w.detach(), w.detach().norm(dim=1)
+
+        def loss_of_features(a, w_fixed=w_fixed, y=y):
+            return c2am_loss(a, w_fixed, y, alpha=0.7)
+
+        def loss_with_frozen_margins(a, b, norms=norms, y=y):
+            return c2am_loss_from_cosine(cosine_similarity_matrix(a, b), norms, y, alpha=0.7)
+
         # features: margins do not depend on x, so the whole loss is checked
-        assert torch.autograd.gradcheck(lambda a: c2am_loss(a, w.detach(), y, alpha=0.7), (x,))
+        assert torch.autograd.gradcheck(loss_of_features, (x,))
         # weights: the margins read DETACHED norms, so finite differences must hold them fixed
-        norms = w.detach().norm(dim=1)
-        assert torch.autograd.gradcheck(
-            lambda a, b: c2am_loss_from_cosine(cosine_similarity_matrix(a, b), norms, y,
-                                               alpha=0.7), (x, w))
+        assert torch.autograd.gradcheck(loss_with_frozen_margins, (x, w))
 
 
 def test_gradcheck_fixed_margin_and_reflection_region():

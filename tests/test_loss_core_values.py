@@ -5,8 +5,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from projects.c2am.c2am import (C2AMLoss, CosineClassifier, c2am_logits, c2am_logits_from_cosine,
-                                c2am_loss, c2am_loss_from_cosine, c2am_margins)
+from projects.c2am.c2am import (
+    C2AMLoss,
+    CosineClassifier,
+    c2am_logits,
+    c2am_logits_from_cosine,
+    c2am_loss,
+    c2am_loss_from_cosine,
+    c2am_margins,
+)
 
 S = 30.0
 
@@ -159,7 +166,8 @@ def test_module_wrappers_match_functional():
     x, y = torch.randn(6, 8), torch.randint(0, 4, (6,))
     assert list(clf.state_dict()) == ['weight']  # bias-free
     score = clf(x)
-    torch.testing.assert_close(score, S * F.normalize(x, dim=1) @ F.normalize(clf.weight, dim=1).t())
+    cos = F.normalize(x, dim=1) @ F.normalize(clf.weight, dim=1).t()
+    torch.testing.assert_close(score, S * cos)
     loss_fn = C2AMLoss(scale=S, alpha=0.5, loss_weight=2.0)
     got = loss_fn(score, y, weight_norm=clf.weight_norm())
     expected = 2.0 * c2am_loss(x, clf.weight, y, scale=S, alpha=0.5)

@@ -4,9 +4,17 @@ Public API: :func:`c2am_margins` (Eq. 7), :func:`c2am_logits` / :func:`c2am_loss
 features and classifier weights, their ``*_from_cosine`` forms for heads that compute cosines
 themselves, :class:`CosineClassifier` and :class:`C2AMLoss`.
 """
-from .functional import (angular_margin_cos, c2am_logits, c2am_logits_from_cosine, c2am_loss,
-                         c2am_loss_from_cosine, c2am_margins, classifier_norms,
-                         cosine_similarity_matrix, weighted_reduce)
+from .functional import (
+                         angular_margin_cos,
+                         c2am_logits,
+                         c2am_logits_from_cosine,
+                         c2am_loss,
+                         c2am_loss_from_cosine,
+                         c2am_margins,
+                         classifier_norms,
+                         cosine_similarity_matrix,
+                         weighted_reduce,
+)
 from .modules import C2AMLoss, CosineClassifier
 
 __all__ = [

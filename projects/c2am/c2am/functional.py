@@ -10,8 +10,8 @@ and ``s * cos(theta_j + m_ij)`` for the others, with
 Numerics (see shared/DESIGN.md):
   * All margin math runs in float32 (or float64 when given float64), also under autocast.
   * ``cos(theta + m)`` is evaluated as ``cos*cos(m) - sin(theta)*sin(m)`` without ``acos``;
-    ``cos`` is clamped to ``+-(1 - COS_EPS)`` (float32: its machine epsilon) first so that ``sin(theta) = sqrt(1 - cos^2)``
-    has a finite gradient.
+    ``cos`` is clamped to ``+-(1 - COS_EPS)`` (float32: its machine epsilon) first so that
+    ``sin(theta) = sqrt(1 - cos^2)`` has a finite gradient.
   * Beyond ``theta + m > pi`` the naive ``cos(theta + m)`` rises again; we reflect it about -1
     (``-2 - cos(theta + m)``), a C1, strictly monotone extension.
   * Where the margin is exactly zero the logit is ``s * cos`` unchanged, with exact gradients.

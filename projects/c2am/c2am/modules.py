@@ -7,8 +7,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .functional import (MARGIN_TYPES, REDUCTIONS, _check_choice, _math_dtype,
-                         c2am_loss_from_cosine, classifier_norms, cosine_similarity_matrix)
+from .functional import (
+    MARGIN_TYPES,
+    REDUCTIONS,
+    _check_choice,
+    _math_dtype,
+    c2am_loss_from_cosine,
+    classifier_norms,
+    cosine_similarity_matrix,
+)
 
 
 class CosineClassifier(nn.Module):

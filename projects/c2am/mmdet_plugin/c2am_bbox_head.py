@@ -28,16 +28,19 @@ class C2AMBBoxHead(Shared2FCBBoxHead):
 
     Args:
         fc_out_channels (int): width of the shared fcs.
-        loss_cls (dict): config of a :class:`C2AMLoss`.
+        loss_cls (dict, optional): config of a :class:`C2AMLoss` (default s = 30,
+            alpha = 0.5).
         cls_predictor_cfg (dict, optional): override of the classifier config; its ``scale``
             must equal the loss's.
     """
 
     def __init__(self,
                  fc_out_channels: int = 1024,
-                 loss_cls: dict = dict(type='C2AMLoss', scale=30.0, alpha=0.5),
+                 loss_cls: dict | None = None,
                  cls_predictor_cfg: dict | None = None,
                  **kwargs) -> None:
+        if loss_cls is None:
+            loss_cls = dict(type='C2AMLoss', scale=30.0, alpha=0.5)
         scale = float(loss_cls.get('scale', 30.0))
         if cls_predictor_cfg is None:
             cls_predictor_cfg = dict(type='C2AMCosineClassifier', scale=scale)

@@ -1,0 +1,133 @@
+"""The mmdet plugin: builds from real LVIS configs, head/loss wiring, test-time scores, compat."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+
+import projects.c2am.mmdet_plugin  # noqa: F401  (registers the modules)
+from projects.c2am.c2am import C2AMLoss, CosineClassifier, c2am_loss
+from projects.c2am.mmdet_plugin import C2AMBBoxHead
+
+ROOT = Path(__file__).resolve().parents[1]
+MASK_RCNN = ROOT / 'configs/mask_rcnn/mask-rcnn_r50_fpn_c2am_ms-2x_lvis-v1.py'
+CASCADE = ROOT / 'configs/cascade_mask_rcnn/cascade-mask-rcnn_r50_fpn_c2am_ms-2x_lvis-v1.py'
+
+
+def _build(cfg_path):
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    return MODELS.build(Config.fromfile(str(cfg_path)).model)
+
+
+def _check_c2am_head(head, num_classes=1203):
+    assert isinstance(head, C2AMBBoxHead)
+    assert isinstance(head.fc_cls, CosineClassifier)
+    assert head.fc_cls.out_features == num_classes + 1 and head.fc_cls.in_features == 1024
+    assert isinstance(head.loss_cls, C2AMLoss)
+    assert (head.loss_cls.scale, head.loss_cls.alpha) == (30.0, 0.5)
+    assert head.fc_cls.scale == head.loss_cls.scale
+    keys = [k for k in head.state_dict() if 'fc_cls' in k or 'loss_cls' in k]
+    assert keys == ['fc_cls.weight']  # one classifier tensor, no bias, nothing in the loss
+
+
+def test_mask_rcnn_lvis_v1_config_builds_with_c2am_head():
+    model = _build(MASK_RCNN)
+    _check_c2am_head(model.roi_head.bbox_head)
+    assert model.roi_head.mask_head.num_classes == 1203
+
+
+def test_cascade_config_has_c2am_in_all_three_stages():
+    model = _build(CASCADE)
+    assert len(model.roi_head.bbox_head) == 3
+    for head in model.roi_head.bbox_head:
+        _check_c2am_head(head)
+
+
+def _small_head(**loss_kwargs):
+    head = C2AMBBoxHead(in_channels=8, fc_out_channels=16, roi_feat_size=2, num_classes=4,
+                        loss_cls=dict(type='C2AMLoss', scale=30.0, alpha=0.5, **loss_kwargs))
+    head.init_weights()
+    with torch.no_grad():  # unequal norms so that the margins are not zero
+        head.fc_cls.weight.mul_(torch.tensor([[4.0], [1.0], [0.5], [2.0], [8.0]]))
+    return head
+
+
+def _captured_forward(head, rois_feats):
+    captured = {}
+    hook = head.fc_cls.register_forward_hook(lambda m, i, o: captured.update(x=i[0]))
+    cls_score, bbox_pred = head(rois_feats)
+    hook.remove()
+    return cls_score, bbox_pred, captured['x']
+
+
+@pytest.mark.parametrize('background_margin', [True, False])
+def test_head_hands_classifier_norms_to_the_loss(background_margin):
+    torch.manual_seed(0)
+    head = _small_head(background_margin=background_margin)
+    feats = torch.randn(10, 8, 2, 2)
+    cls_score, bbox_pred, x = _captured_forward(head, feats)
+    labels = torch.tensor([0, 1, 2, 3, 4, 4, 4, 1, 0, 2])  # 4 = background (last column)
+    label_weights = torch.ones(10)
+    rois = torch.cat([torch.zeros(10, 1), torch.rand(10, 2) * 10, torch.rand(10, 2) * 10 + 10],
+                     dim=1)
+    losses = head.loss(cls_score, bbox_pred, rois, labels, label_weights,
+                       torch.zeros(10, 4), torch.zeros(10, 4))
+    expected = c2am_loss(x, head.fc_cls.weight, labels, scale=30.0, alpha=0.5,
+                         exclude_class=None if background_margin else 4,
+                         avg_factor=10.0)
+    assert losses['loss_cls'].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert set(losses) == {'loss_cls', 'acc', 'loss_bbox'}
+    losses['loss_cls'].backward()
+    assert head.fc_cls.weight.grad is not None
+
+
+def test_test_time_scores_are_softmax_of_scaled_cosine():
+    torch.manual_seed(1)
+    head = _small_head().eval()
+    cls_score, bbox_pred, x = _captured_forward(head, torch.randn(6, 8, 2, 2))
+    cos = F.normalize(x, dim=1) @ F.normalize(head.fc_cls.weight, dim=1).t()
+    torch.testing.assert_close(cls_score, 30.0 * cos)
+    rois = torch.tensor([[0, 1.0, 1.0, 20.0, 20.0]] * 6)
+    result = head._predict_by_feat_single(rois, cls_score, bbox_pred, img_meta=dict(
+        img_shape=(32, 32), scale_factor=(1.0, 1.0)), rescale=False, rcnn_test_cfg=None)
+    torch.testing.assert_close(result.scores, F.softmax(30.0 * cos, dim=-1))
+
+
+def test_scale_is_set_once():
+    with pytest.raises(ValueError, match='set it once'):
+        C2AMBBoxHead(in_channels=8, fc_out_channels=16, roi_feat_size=2, num_classes=4,
+                     cls_predictor_cfg=dict(type='C2AMCosineClassifier', scale=20.0))
+    with pytest.raises(TypeError, match='C2AMLoss'):
+        C2AMBBoxHead(in_channels=8, fc_out_channels=16, roi_feat_size=2, num_classes=4,
+                     loss_cls=dict(type='CrossEntropyLoss'))
+
+
+def test_compat_fixes():
+    assert np.float is float  # lvis 0.5.3's np.float
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    from projects.c2am.mmdet_plugin.compat import _history_buffer_getattr
+    assert _history_buffer_getattr(HistoryBuffer, 'mean') is HistoryBuffer.mean
+    with pytest.raises(ValueError, match='only'):
+        _history_buffer_getattr(HistoryBuffer, '__init__')
+
+
+def test_compat_refuses_other_getattr_in_checkpoints(tmp_path):
+    from mmengine.logging.history_buffer import HistoryBuffer
+    path = tmp_path / 'evil.pth'
+    torch.save({'f': HistoryBuffer.statistics}, path)  # pickled as getattr(HistoryBuffer, ..)
+    with pytest.raises(Exception, match='statistics'):
+        torch.load(path, weights_only=True)
+
+
+def test_loss_core_imports_no_openmmlab(tmp_path):
+    code = ('import sys, projects.c2am.c2am; '
+            'bad = sorted(m for m in sys.modules if m.split(".")[0] in '
+            '("mmdet", "mmcv", "mmengine")); assert not bad, bad')
+    subprocess.run([sys.executable, '-c', code], cwd=tmp_path, check=True)
