@@ -91,7 +91,8 @@ def train_and_evaluate(cfg: ToyConfig, progress: bool = True) -> dict:
     idx = select_training_set(train_y, cfg)
     if cfg.max_test:
         test_x, test_y = test_x[:cfg.max_test], test_y[:cfg.max_test]
-    x_train, y_train = _to_tensor(train_x[idx]).to(device), torch.from_numpy(train_y[idx]).to(device)
+    x_train = _to_tensor(train_x[idx]).to(device)
+    y_train = torch.from_numpy(train_y[idx]).to(device)
 
     model = ToyNet(cfg.loss, cfg.feat_dim, cfg.scale).to(device)
     criterion = make_criterion(cfg)
