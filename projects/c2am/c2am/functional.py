@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 MARGIN_TYPES = ('adaptive', 'fixed', 'none')
+IMPLEMENTATIONS = ('fused', 'reference')
 REDUCTIONS = ('none', 'mean', 'sum')
 
 # Clamp for cosines before sqrt(1 - cos^2), per math dtype. float32: its machine epsilon, the
@@ -124,8 +125,6 @@ def c2am_margins(weight_norm: torch.Tensor,
 
 def _fixed_margins(labels: torch.Tensor, num_classes: int, value: float, dtype: torch.dtype,
                    exclude_class: int | None) -> torch.Tensor:
-    if not 0.0 <= value <= math.pi:
-        raise ValueError(f'fixed_margin must lie in [0, pi], got {value}')
     margins = torch.full((labels.shape[0], num_classes), float(value), dtype=dtype,
                          device=labels.device)
     margins.scatter_(1, labels.unsqueeze(1), 0.0)
@@ -160,6 +159,22 @@ def angular_margin_cos(cos: torch.Tensor, margins: torch.Tensor) -> torch.Tensor
     return torch.where(margins > 0, shifted, cos)
 
 
+def _validate_cosine_inputs(cos, weight_norm, labels, margin, fixed_margin) -> None:
+    _check_choice('margin', margin, MARGIN_TYPES)
+    if cos.dim() != 2:
+        raise ValueError(f'cos must have shape [N, C], got {list(cos.shape)}')
+    num_samples, num_classes = cos.shape
+    _check_labels(labels, num_samples, num_classes)
+    if margin == 'adaptive':
+        if weight_norm is None:
+            raise ValueError("margin='adaptive' needs weight_norm, the [C] classifier norms")
+        if weight_norm.shape != (num_classes,):
+            raise ValueError(f'weight_norm must have shape [{num_classes}], '
+                             f'got {list(weight_norm.shape)}')
+    if margin == 'fixed' and not 0.0 <= fixed_margin <= math.pi:
+        raise ValueError(f'fixed_margin must lie in [0, pi], got {fixed_margin}')
+
+
 def c2am_logits_from_cosine(cos: torch.Tensor,
                             weight_norm: torch.Tensor | None,
                             labels: torch.Tensor,
@@ -185,22 +200,14 @@ def c2am_logits_from_cosine(cos: torch.Tensor,
     Returns:
         Tensor: ``[N, C]`` logits in the math dtype (float32, or float64 for float64 input).
     """
-    _check_choice('margin', margin, MARGIN_TYPES)
-    if cos.dim() != 2:
-        raise ValueError(f'cos must have shape [N, C], got {list(cos.shape)}')
-    num_samples, num_classes = cos.shape
-    _check_labels(labels, num_samples, num_classes)
+    _validate_cosine_inputs(cos, weight_norm, labels, margin, fixed_margin)
+    num_classes = cos.shape[1]
     dtype = _math_dtype(cos)
     with torch.autocast(device_type=cos.device.type, enabled=False):
         cos = cos.to(dtype)
         if margin == 'none' or (margin == 'adaptive' and alpha == 0):
             return scale * cos
         if margin == 'adaptive':
-            if weight_norm is None:
-                raise ValueError("margin='adaptive' needs weight_norm, the [C] classifier norms")
-            if weight_norm.shape != (num_classes,):
-                raise ValueError(f'weight_norm must have shape [{num_classes}], '
-                                 f'got {list(weight_norm.shape)}')
             margins = c2am_margins(weight_norm.to(dtype), labels, alpha, exclude_class)
         else:
             margins = _fixed_margins(labels, num_classes, fixed_margin, dtype, exclude_class)
@@ -276,7 +283,8 @@ def c2am_loss_from_cosine(cos: torch.Tensor,
                           exclude_class: int | None = None,
                           sample_weight: torch.Tensor | None = None,
                           reduction: str = 'mean',
-                          avg_factor: float | None = None) -> torch.Tensor:
+                          avg_factor: float | None = None,
+                          implementation: str = 'fused') -> torch.Tensor:
     """C2AM loss (Eq. 6) from precomputed cosines.
 
     Args:
@@ -288,19 +296,36 @@ def c2am_loss_from_cosine(cos: torch.Tensor,
         sample_weight (Tensor, optional): ``[N]`` per-sample weights.
         reduction (str): ``'none'``, ``'mean'`` or ``'sum'``.
         avg_factor (float, optional): mmdet-style averaging factor.
+        implementation (str): ``'fused'`` (default: memory-lean autograd function, compiled on
+            CUDA, see ``fused.py``) or ``'reference'`` (logits + ``F.cross_entropy``). Both
+            give the same numbers.
 
     Returns:
         Tensor: the loss, float32 (float64 for float64 input). For ``N = 0`` a zero that
         still backpropagates (``'none'``: an empty tensor).
     """
     _check_choice('reduction', reduction, REDUCTIONS)
-    logits = c2am_logits_from_cosine(cos, weight_norm, labels, scale, alpha, margin,
-                                     fixed_margin, exclude_class)
-    if logits.shape[0] == 0:
-        # cross_entropy's mean over nothing is NaN; keep the graph alive with an exact zero.
-        return logits.sum(dim=1) if reduction == 'none' else logits.sum() * 0.0
-    loss = F.cross_entropy(logits, labels, reduction='none')
-    return weighted_reduce(loss, sample_weight, reduction, avg_factor)
+    _check_choice('implementation', implementation, IMPLEMENTATIONS)
+    if implementation == 'reference':
+        logits = c2am_logits_from_cosine(cos, weight_norm, labels, scale, alpha, margin,
+                                         fixed_margin, exclude_class)
+        if logits.shape[0] == 0:
+            # cross_entropy's mean over nothing is NaN; keep the graph with an exact zero.
+            return logits.sum(dim=1) if reduction == 'none' else logits.sum() * 0.0
+        loss = F.cross_entropy(logits, labels, reduction='none')
+        return weighted_reduce(loss, sample_weight, reduction, avg_factor)
+
+    from .fused import c2am_cross_entropy
+    _validate_cosine_inputs(cos, weight_norm, labels, margin, fixed_margin)
+    with torch.autocast(device_type=cos.device.type, enabled=False):
+        cos = cos.to(_math_dtype(cos))
+        if cos.shape[0] == 0:
+            return cos.sum(dim=1) if reduction == 'none' else cos.sum() * 0.0
+        if margin == 'adaptive' and alpha == 0:
+            margin = 'none'
+        loss = c2am_cross_entropy(cos, weight_norm, labels, scale, alpha, margin, fixed_margin,
+                                  exclude_class)
+        return weighted_reduce(loss, sample_weight, reduction, avg_factor)
 
 
 def c2am_loss(features: torch.Tensor,
@@ -313,7 +338,8 @@ def c2am_loss(features: torch.Tensor,
               exclude_class: int | None = None,
               sample_weight: torch.Tensor | None = None,
               reduction: str = 'mean',
-              avg_factor: float | None = None) -> torch.Tensor:
+              avg_factor: float | None = None,
+              implementation: str = 'fused') -> torch.Tensor:
     """C2AM loss (Eq. 6): cross-entropy of :func:`c2am_logits`.
 
     Args:
@@ -322,7 +348,8 @@ def c2am_loss(features: torch.Tensor,
         labels (Tensor): ``[N]`` integer labels in ``[0, C)``.
         scale, alpha, margin, fixed_margin, exclude_class: see
             :func:`c2am_logits_from_cosine`.
-        sample_weight, reduction, avg_factor: see :func:`c2am_loss_from_cosine`.
+        sample_weight, reduction, avg_factor, implementation: see
+            :func:`c2am_loss_from_cosine`.
 
     Returns:
         Tensor: the loss.
@@ -330,4 +357,4 @@ def c2am_loss(features: torch.Tensor,
     cos = cosine_similarity_matrix(features, weight)
     return c2am_loss_from_cosine(cos, classifier_norms(weight), labels, scale, alpha, margin,
                                  fixed_margin, exclude_class, sample_weight, reduction,
-                                 avg_factor)
+                                 avg_factor, implementation)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .functional import (
+    IMPLEMENTATIONS,
     MARGIN_TYPES,
     REDUCTIONS,
     _check_choice,
@@ -81,14 +82,18 @@ class C2AMLoss(nn.Module):
             ``j`` for foreground samples and as the label ``i`` of background samples.
         reduction (str): ``'none'``, ``'mean'`` or ``'sum'``.
         loss_weight (float): multiplier of the loss.
+        implementation (str): ``'fused'`` (memory-lean, compiled on CUDA) or ``'reference'``;
+            same numbers.
     """
 
     def __init__(self, scale: float = 30.0, alpha: float = 0.5, margin: str = 'adaptive',
                  fixed_margin: float = 0.0, background_margin: bool = True,
-                 reduction: str = 'mean', loss_weight: float = 1.0) -> None:
+                 reduction: str = 'mean', loss_weight: float = 1.0,
+                 implementation: str = 'fused') -> None:
         super().__init__()
         _check_choice('margin', margin, MARGIN_TYPES)
         _check_choice('reduction', reduction, REDUCTIONS)
+        _check_choice('implementation', implementation, IMPLEMENTATIONS)
         if scale <= 0:
             raise ValueError(f'scale must be positive, got {scale}')
         if alpha < 0:
@@ -100,6 +105,7 @@ class C2AMLoss(nn.Module):
         self.background_margin = background_margin
         self.reduction = reduction
         self.loss_weight = loss_weight
+        self.implementation = implementation
 
     def forward(self, cls_score: torch.Tensor, label: torch.Tensor,
                 weight: torch.Tensor | None = None, avg_factor: float | None = None,
@@ -125,7 +131,7 @@ class C2AMLoss(nn.Module):
         cos = cls_score.to(_math_dtype(cls_score)) / self.scale
         loss = c2am_loss_from_cosine(cos, weight_norm, label, self.scale, self.alpha,
                                      self.margin, self.fixed_margin, exclude, weight,
-                                     reduction, avg_factor)
+                                     reduction, avg_factor, self.implementation)
         return self.loss_weight * loss
 
     def extra_repr(self) -> str:
