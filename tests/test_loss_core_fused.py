@@ -82,3 +82,27 @@ def test_fused_bf16_autocast_and_module():
     assert a.item() == pytest.approx(b.item(), rel=1e-5)
     with pytest.raises(ValueError, match='implementation'):
         C2AMLoss(implementation='triton')
+
+
+@pytest.mark.slow
+def test_compiled_kernels_equal_reference(monkeypatch):
+    """The torch.compile'd kernels (CUDA's default path) give the reference numbers; on CPU."""
+    from projects.c2am.c2am import fused
+    monkeypatch.setenv('C2AM_COMPILE', '1')
+    monkeypatch.setattr(fused, '_COMPILED', {})
+    for n, case in ((40, dict(alpha=0.5)), (23, dict(alpha=3.0, exclude_class=-1))):
+        x, w, y, _ = _data(torch.float32, seed=n, n=n)  # two sizes: one dynamic-shape graph
+        ref = _loss_and_grads(x, w, y, 'reference', case)
+        got = _loss_and_grads(x, w, y, 'fused', case)
+        for a, b in zip(got, ref):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * max(1.0, float(b.abs().max())))
+    assert fused._COMPILED['cpu'][0] is not fused._forward_math  # it really compiled
+
+
+def test_compile_switch_is_validated(monkeypatch):
+    from projects.c2am.c2am.fused import compile_enabled
+    monkeypatch.setenv('C2AM_COMPILE', 'yes')
+    with pytest.raises(ValueError, match='C2AM_COMPILE'):
+        compile_enabled(torch.device('cpu'))
+    monkeypatch.setenv('C2AM_COMPILE', 'auto')
+    assert not compile_enabled(torch.device('cpu'))

@@ -61,14 +61,19 @@ def _check_choice(name: str, value: str, choices: tuple) -> None:
 
 
 def cosine_similarity_matrix(features: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Cosines between every feature and every classifier row, in float32 (or float64).
+    """Cosines between every feature and every classifier row, returned in float32 (float64).
+
+    Normalisation runs in float32 (float64); the matrix product follows an enclosing autocast
+    (bf16/fp16 tensor-core speed, like a plain cosine classifier under AMP) and its result is
+    upcast, so everything downstream (margins, Eq. 6) is float32.
 
     Args:
         features (Tensor): ``[N, D]`` features, any norm (zero rows give cos = 0).
         weight (Tensor): ``[C, D]`` classifier rows, any norm.
 
     Returns:
-        Tensor: ``[N, C]`` cosines in ``[-1, 1]``.
+        Tensor: ``[N, C]`` cosines in ``[-1, 1]`` (up to the rounding of a low-precision
+        product, which the margin math clamps).
     """
     if features.dim() != 2 or weight.dim() != 2 or features.shape[1] != weight.shape[1]:
         raise ValueError(
@@ -78,7 +83,7 @@ def cosine_similarity_matrix(features: torch.Tensor, weight: torch.Tensor) -> to
     with torch.autocast(device_type=features.device.type, enabled=False):
         x = F.normalize(features.to(dtype), dim=1, eps=NORM_EPS)
         w = F.normalize(weight.to(dtype), dim=1, eps=NORM_EPS)
-        return x @ w.t()
+    return F.linear(x, w).to(dtype)
 
 
 def classifier_norms(weight: torch.Tensor) -> torch.Tensor:

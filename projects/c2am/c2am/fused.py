@@ -4,9 +4,9 @@ The reference path (``c2am_logits_from_cosine`` + ``F.cross_entropy``) keeps abo
 ``[N, C]`` intermediates alive for the backward pass. Here forward saves only the input
 cosines (already held by the matmul that produced them), the ``[C]`` log-norms, the labels and
 the ``[N]`` log-sum-exp; backward recomputes margins, ``psi = cos(theta + m)`` and its
-derivative in one pass. On CUDA the two element-wise kernels are compiled with
-``torch.compile`` (fused into a few kernels) with an eager fallback. Results equal the
-reference path to float rounding (tested in float64/float32).
+derivative in one pass. On CUDA (and on CPU with ``C2AM_COMPILE=1``) the two element-wise
+kernels are compiled with ``torch.compile`` (fused into a few kernels), with an eager
+fallback. Results equal the reference path to float rounding (tested in float64/float32).
 
 Pure PyTorch: this module must not import mmdet, mmcv or mmengine.
 """
@@ -21,54 +21,61 @@ import torch
 from .functional import COS_EPS, NORM_EPS
 
 
-def _margins(log_norm, labels, alpha: float, fixed: float, mode: int, exclude: int,
-             num_samples: int, num_classes: int, dtype, device):
-    """[N, C] margins; mode 1 = adaptive (Eq. 7), 2 = fixed. exclude < 0: none."""
-    if mode == 1:
-        m = (alpha / math.pi) * (log_norm[labels].unsqueeze(1) - log_norm.unsqueeze(0))
-        m = m.clamp(0.0, math.pi)
-    else:
-        m = torch.full((num_samples, num_classes), fixed, dtype=dtype, device=device)
-    cols = torch.arange(num_classes, device=device).unsqueeze(0)
+def _margin_terms(log_norm, labels, alpha: float, fixed: float, mode: int, exclude: int,
+                  num_classes: int):
+    """``cos(m)``, ``sin(m)`` and ``m > 0`` for every (sample, class), Eq. 7.
+
+    Adaptive mode never evaluates cos/sin on ``[N, C]``: with ``a = alpha / pi * log||W||``,
+    ``m_ij = clamp(a_i - a_j, 0, pi)`` and ``cos(a_i - a_j) = cos a_i cos a_j + sin a_i sin a_j``
+    (likewise sin), so only ``[C]`` transcendentals and a few multiply-adds per element remain.
+    Fixed mode (2) uses the constant ``fixed``. ``exclude >= 0`` names a class without margins.
+    """
+    cols = torch.arange(num_classes, device=labels.device).unsqueeze(0)
     zero = cols == labels.unsqueeze(1)
     if exclude >= 0:
         zero = zero | (cols == exclude) | (labels == exclude).unsqueeze(1)
-    return m.masked_fill(zero, 0.0)
+    if mode == 2:
+        return math.cos(fixed), math.sin(fixed), ~zero if fixed > 0 else torch.zeros_like(zero)
+    a = (alpha / math.pi) * log_norm
+    ca, sa = torch.cos(a), torch.sin(a)
+    ai, cai, sai = a[labels].unsqueeze(1), ca[labels].unsqueeze(1), sa[labels].unsqueeze(1)
+    diff = ai - a.unsqueeze(0)
+    saturated = diff >= math.pi  # margins are capped at pi: cos = -1, sin = 0
+    cm = torch.where(saturated, -1.0, cai * ca + sai * sa)
+    sm = torch.where(saturated, 0.0, sai * ca - cai * sa)
+    return cm, sm, (diff > 0) & ~zero
 
 
-def _psi(cos, m, eps: float, with_grad: bool):
+def _psi(cos, cm, sm, has_m, eps: float, with_grad: bool):
     """``cos(theta + m)`` with the monotone extension, and optionally d psi / d cos."""
     c = cos.clamp(-1.0 + eps, 1.0 - eps)
     sin_t = torch.sqrt((1.0 - c) * (1.0 + c))
-    cm, sm = torch.cos(m), torch.sin(m)
     shifted = c * cm - sin_t * sm
-    reflect = c < -cm
-    has_m = m > 0
+    reflect = c < -cm  # theta + m > pi
     psi = torch.where(has_m, torch.where(reflect, -2.0 - shifted, shifted), cos)
     if not with_grad:
         return psi, None
     d = cm + c / sin_t * sm
     d = torch.where(reflect, -d, d) * ((cos >= -1.0 + eps) & (cos <= 1.0 - eps))
-    return psi, torch.where(has_m, d, torch.ones_like(d))
+    return psi, torch.where(has_m, d, 1.0)
 
 
 def _forward_math(cos, log_norm, labels, scale: float, alpha: float, fixed: float, mode: int,
                   exclude: int, eps: float):
-    n, c = cos.shape
-    m = _margins(log_norm, labels, alpha, fixed, mode, exclude, n, c, cos.dtype, cos.device)
-    logits = scale * _psi(cos, m, eps, False)[0]
+    cm, sm, has_m = _margin_terms(log_norm, labels, alpha, fixed, mode, exclude, cos.shape[1])
+    logits = scale * _psi(cos, cm, sm, has_m, eps, False)[0]
     lse = torch.logsumexp(logits, dim=1)
     return lse - logits.gather(1, labels.unsqueeze(1)).squeeze(1), lse
 
 
 def _backward_math(grad_loss, cos, log_norm, labels, lse, scale: float, alpha: float,
                    fixed: float, mode: int, exclude: int, eps: float):
-    n, c = cos.shape
-    m = _margins(log_norm, labels, alpha, fixed, mode, exclude, n, c, cos.dtype, cos.device)
-    psi, dpsi = _psi(cos, m, eps, True)
+    num_classes = cos.shape[1]
+    cm, sm, has_m = _margin_terms(log_norm, labels, alpha, fixed, mode, exclude, num_classes)
+    psi, dpsi = _psi(cos, cm, sm, has_m, eps, True)
     # d loss / d logits = softmax - onehot; softmax recomputed from the saved log-sum-exp
     g = torch.exp(scale * psi - lse.unsqueeze(1))
-    onehot = torch.arange(c, device=cos.device).unsqueeze(0) == labels.unsqueeze(1)
+    onehot = torch.arange(num_classes, device=cos.device).unsqueeze(0) == labels.unsqueeze(1)
     g = (g - onehot.to(g.dtype)) * grad_loss.unsqueeze(1)
     return g * (scale * dpsi)
 
@@ -76,18 +83,26 @@ def _backward_math(grad_loss, cos, log_norm, labels, lse, scale: float, alpha: f
 _COMPILED: dict = {}
 
 
+def compile_enabled(device: torch.device) -> bool:
+    """``C2AM_COMPILE``: ``auto`` (default: compile on CUDA only), ``1`` (also on CPU, where
+    the first call costs ~20 s of compilation) or ``0`` (always eager)."""
+    mode = os.environ.get('C2AM_COMPILE', 'auto')
+    if mode not in ('auto', '0', '1'):
+        raise ValueError(f"C2AM_COMPILE must be 'auto', '0' or '1', got {mode!r}")
+    return mode == '1' or (mode == 'auto' and device.type == 'cuda')
+
+
 def _kernels(device: torch.device):
-    """Eager kernels on CPU; torch.compile'd ones on CUDA (C2AM_NO_COMPILE=1 disables)."""
-    if device.type != 'cuda' or os.environ.get('C2AM_NO_COMPILE') == '1':
+    if not compile_enabled(device):
         return _forward_math, _backward_math
-    if 'cuda' not in _COMPILED:
+    if device.type not in _COMPILED:
         try:
-            _COMPILED['cuda'] = (torch.compile(_forward_math, dynamic=True),
-                                 torch.compile(_backward_math, dynamic=True))
-        except Exception as err:  # pragma: no cover - depends on the CUDA toolchain
+            _COMPILED[device.type] = (torch.compile(_forward_math, dynamic=True),
+                                      torch.compile(_backward_math, dynamic=True))
+        except Exception as err:  # pragma: no cover - depends on the toolchain
             warnings.warn(f'torch.compile unavailable ({err}); C2AM runs eager', stacklevel=2)
-            _COMPILED['cuda'] = (_forward_math, _backward_math)
-    return _COMPILED['cuda']
+            _COMPILED[device.type] = (_forward_math, _backward_math)
+    return _COMPILED[device.type]
 
 
 class _C2AMCrossEntropy(torch.autograd.Function):
@@ -103,7 +118,7 @@ class _C2AMCrossEntropy(torch.autograd.Function):
                 raise
             warnings.warn(f'compiled C2AM kernel failed ({err}); falling back to eager',
                           stacklevel=2)
-            _COMPILED['cuda'] = (_forward_math, _backward_math)
+            _COMPILED[cos.device.type] = (_forward_math, _backward_math)
             loss, lse = _forward_math(cos, log_norm, labels, scale, alpha, fixed, mode,
                                       exclude, eps)
         ctx.save_for_backward(cos, log_norm, labels, lse)

@@ -1,0 +1,164 @@
+"""Loss micro-benchmark: C2AM against linear + CE and cosine + CE, forward + backward.
+
+    python benchmarks/loss_bench.py [--device cpu|cuda] [--n 1024 8192] [--dtypes fp32 bf16]
+                                    [--repeats 30] [--json out.json]
+
+Variants, all on features [N, D=1024] and classifier [C=1204, D]:
+  linear_ce      F.linear with bias + cross-entropy
+  cosine_ce      normalised features and weights, s * cos, cross-entropy
+  naive_c2am     straightforward eager Eq. 6-7 (acos, cos(theta + m), cross-entropy)
+  naive_compile  the same under torch.compile (CUDA only)
+  c2am_reference this project, implementation='reference'
+  c2am           this project, default (fused, memory-lean; compiled on CUDA)
+Timing: median of interleaved repeats (every variant once per round), after warm-up; CUDA
+times from synchronised wall clock; peak memory = max allocated during one fwd+bwd minus what
+was allocated before (CUDA only). Ratios are against cosine_ce and linear_ce of the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from projects.c2am.c2am import c2am_loss  # noqa: E402
+
+S, ALPHA, D, C = 30.0, 0.5, 1024, 1204
+
+
+def linear_ce(x, w, b, y):
+    return F.cross_entropy(F.linear(x, w, b), y)
+
+
+def cosine_ce(x, w, b, y):
+    return F.cross_entropy(S * F.linear(F.normalize(x, dim=1), F.normalize(w, dim=1)), y)
+
+
+def naive_c2am(x, w, b, y):
+    cos = F.linear(F.normalize(x, dim=1), F.normalize(w, dim=1)).float()
+    norm = w.detach().float().norm(dim=1)
+    m = (ALPHA / math.pi * torch.log(norm[y][:, None] / norm[None, :])).clamp_min(0)
+    m = m.scatter(1, y[:, None], 0.0)
+    theta = torch.acos(cos.clamp(-1 + 1e-7, 1 - 1e-7))
+    return F.cross_entropy(S * torch.cos(theta + m), y)
+
+
+def c2am_reference(x, w, b, y):
+    return c2am_loss(x, w, y, scale=S, alpha=ALPHA, implementation='reference')
+
+
+def c2am_fused(x, w, b, y):
+    return c2am_loss(x, w, y, scale=S, alpha=ALPHA)
+
+
+def make_inputs(n, device, seed=0):
+    g = torch.Generator(device='cpu').manual_seed(seed)
+    x = torch.randn(n, D, generator=g).to(device).requires_grad_()
+    w = (torch.randn(C, D, generator=g) * 0.01 *
+         torch.logspace(-0.5, 0.5, C)[:, None]).to(device).requires_grad_()
+    b = torch.zeros(C, device=device, requires_grad=True)
+    y = torch.randint(0, C, (n,), generator=g).to(device)
+    return x, w, b, y
+
+
+def step(fn, inputs, autocast_dtype, device):
+    x, w, b, y = inputs
+    for t in (x, w, b):
+        t.grad = None
+    with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
+                        enabled=autocast_dtype is not None):
+        loss = fn(x, w, b, y)
+    loss.backward()
+    return loss
+
+
+def sync(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+
+
+def measure(variants, n, dtype_name, device, repeats, warmup):
+    autocast_dtype = {'fp32': None, 'bf16': torch.bfloat16}[dtype_name]
+    inputs = make_inputs(n, device)
+    times = {k: [] for k in variants}
+    peak = {}
+    for name, fn in variants.items():  # warm-up (and compile) + memory
+        for _ in range(warmup):
+            step(fn, inputs, autocast_dtype, device)
+        sync(device)
+        if device.type == 'cuda':
+            torch.cuda.reset_peak_memory_stats()
+            before = torch.cuda.memory_allocated()
+            step(fn, inputs, autocast_dtype, device)
+            sync(device)
+            peak[name] = (torch.cuda.max_memory_allocated() - before) / 2**20
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            sync(device)
+            t0 = time.perf_counter()
+            step(fn, inputs, autocast_dtype, device)
+            sync(device)
+            times[name].append(time.perf_counter() - t0)
+    ref = {k: step(fn, inputs, autocast_dtype, device).item() for k, fn in variants.items()}
+    return {name: dict(us=1e6 * statistics.median(ts), peak_mib=peak.get(name), loss=ref[name])
+            for name, ts in times.items()}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    p.add_argument('--n', type=int, nargs='+', default=[1024, 8192])
+    p.add_argument('--dtypes', nargs='+', choices=['fp32', 'bf16'], default=['fp32', 'bf16'])
+    p.add_argument('--repeats', type=int, default=30)
+    p.add_argument('--warmup', type=int, default=3)
+    p.add_argument('--json', type=Path)
+    args = p.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        print('error: --device cuda but no CUDA device is available', file=sys.stderr)
+        return 2
+    variants = dict(linear_ce=linear_ce, cosine_ce=cosine_ce, naive_c2am=naive_c2am)
+    if device.type == 'cuda':
+        variants['naive_compile'] = torch.compile(naive_c2am, dynamic=False)
+    variants.update(c2am_reference=c2am_reference, c2am=c2am_fused)
+    name = torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() \
+        or platform.machine()
+    header = (f'device {name}, torch {torch.__version__}, {time.strftime("%Y-%m-%d")}, '
+              f'D={D}, C={C}, median of {args.repeats} interleaved repeats')
+    print(header)
+    results = []
+    for dtype_name in args.dtypes:
+        for n in args.n:
+            r = measure(variants, n, dtype_name, device, args.repeats, args.warmup)
+            results.append(dict(n=n, dtype=dtype_name, variants=r))
+            print(f'\nN={n}, {dtype_name}')
+            print(f"{'variant':<15}{'time us':>10}{'peak MiB':>10}{'/cosine':>9}{'/linear':>9}"
+                  f"{'loss':>10}")
+            for k, v in r.items():
+                mem = f"{v['peak_mib']:.0f}" if v['peak_mib'] is not None else 'n/a'
+                ratio_cos = v['us'] / r['cosine_ce']['us']
+                ratio_lin = v['us'] / r['linear_ce']['us']
+                print(f"{k:<15}{v['us']:>10.0f}{mem:>10}{ratio_cos:>9.2f}{ratio_lin:>9.2f}"
+                      f"{v['loss']:>10.4f}")
+            if r['c2am']['peak_mib'] is not None:
+                print(f"c2am peak memory / cosine_ce: "
+                      f"{r['c2am']['peak_mib'] / r['cosine_ce']['peak_mib']:.2f}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(dict(header=header, results=results), indent=2))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
