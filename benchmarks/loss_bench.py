@@ -9,7 +9,9 @@ Variants, all on features [N, D=1024] and classifier [C=1204, D]:
   naive_c2am     straightforward eager Eq. 6-7 (acos, cos(theta + m), cross-entropy)
   naive_compile  the same under torch.compile (CUDA only)
   c2am_reference this project, implementation='reference'
-  c2am           this project, default (fused, memory-lean; compiled on CUDA)
+  c2am_fused     this project, implementation='fused' (memory-lean; compiled where enabled)
+  c2am           this project's default ('auto': fused+compiled on CUDA, reference on CPU unless
+                 C2AM_COMPILE=1)
 Timing: median of interleaved repeats (every variant once per round), after warm-up; CUDA
 times from synchronised wall clock; peak memory = max allocated during one fwd+bwd minus what
 was allocated before (CUDA only). Ratios are against cosine_ce and linear_ce of the same run.
@@ -59,6 +61,10 @@ def c2am_reference(x, w, b, y):
 
 
 def c2am_fused(x, w, b, y):
+    return c2am_loss(x, w, y, scale=S, alpha=ALPHA, implementation='fused')
+
+
+def c2am_auto(x, w, b, y):
     return c2am_loss(x, w, y, scale=S, alpha=ALPHA)
 
 
@@ -115,6 +121,22 @@ def measure(variants, n, dtype_name, device, repeats, warmup):
             for name, ts in times.items()}
 
 
+def check_equivalence(device, n=2048) -> dict:
+    """Max relative difference of the fused (default) path against the reference path."""
+    out = {}
+    for dtype_name, ac in (('fp32', None), ('bf16', torch.bfloat16)):
+        grads = {}
+        for impl in ('reference', 'fused'):
+            x, w, b, y = make_inputs(n, device, seed=1)
+            with torch.autocast(device.type, dtype=ac or torch.float32, enabled=ac is not None):
+                loss = c2am_loss(x, w, y, scale=S, alpha=ALPHA, implementation=impl)
+            loss.backward()
+            grads[impl] = (loss.detach(), x.grad, w.grad)
+        out[dtype_name] = max(float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
+                              for a, b in zip(grads['fused'], grads['reference']))
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
@@ -131,12 +153,15 @@ def main(argv=None) -> int:
     variants = dict(linear_ce=linear_ce, cosine_ce=cosine_ce, naive_c2am=naive_c2am)
     if device.type == 'cuda':
         variants['naive_compile'] = torch.compile(naive_c2am, dynamic=False)
-    variants.update(c2am_reference=c2am_reference, c2am=c2am_fused)
+    variants.update(c2am_reference=c2am_reference, c2am_fused=c2am_fused, c2am=c2am_auto)
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() \
         or platform.machine()
     header = (f'device {name}, torch {torch.__version__}, {time.strftime("%Y-%m-%d")}, '
               f'D={D}, C={C}, median of {args.repeats} interleaved repeats')
     print(header)
+    check = check_equivalence(device)
+    print('fused vs reference, max relative difference (loss, d/dx, d/dW): '
+          + ', '.join(f'{k} {v:.2e}' for k, v in check.items()))
     results = []
     for dtype_name in args.dtypes:
         for n in args.n:
@@ -156,7 +181,8 @@ def main(argv=None) -> int:
                       f"{r['c2am']['peak_mib'] / r['cosine_ce']['peak_mib']:.2f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(dict(header=header, results=results), indent=2))
+        args.json.write_text(json.dumps(dict(header=header, equivalence=check,
+                                             results=results), indent=2))
     return 0
 
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 MARGIN_TYPES = ('adaptive', 'fixed', 'none')
-IMPLEMENTATIONS = ('fused', 'reference')
+IMPLEMENTATIONS = ('auto', 'fused', 'reference')
 REDUCTIONS = ('none', 'mean', 'sum')
 
 # Clamp for cosines before sqrt(1 - cos^2), per math dtype. float32: its machine epsilon, the
@@ -289,7 +289,7 @@ def c2am_loss_from_cosine(cos: torch.Tensor,
                           sample_weight: torch.Tensor | None = None,
                           reduction: str = 'mean',
                           avg_factor: float | None = None,
-                          implementation: str = 'fused') -> torch.Tensor:
+                          implementation: str = 'auto') -> torch.Tensor:
     """C2AM loss (Eq. 6) from precomputed cosines.
 
     Args:
@@ -301,9 +301,10 @@ def c2am_loss_from_cosine(cos: torch.Tensor,
         sample_weight (Tensor, optional): ``[N]`` per-sample weights.
         reduction (str): ``'none'``, ``'mean'`` or ``'sum'``.
         avg_factor (float, optional): mmdet-style averaging factor.
-        implementation (str): ``'fused'`` (default: memory-lean autograd function, compiled on
-            CUDA, see ``fused.py``) or ``'reference'`` (logits + ``F.cross_entropy``). Both
-            give the same numbers.
+        implementation (str): ``'fused'`` (memory-lean autograd function, see ``fused.py``),
+            ``'reference'`` (logits + ``F.cross_entropy``) or ``'auto'`` (default): fused where
+            it is compiled (CUDA; CPU with ``C2AM_COMPILE=1``), else reference, the faster
+            eager path. All give the same numbers.
 
     Returns:
         Tensor: the loss, float32 (float64 for float64 input). For ``N = 0`` a zero that
@@ -311,6 +312,9 @@ def c2am_loss_from_cosine(cos: torch.Tensor,
     """
     _check_choice('reduction', reduction, REDUCTIONS)
     _check_choice('implementation', implementation, IMPLEMENTATIONS)
+    if implementation == 'auto':
+        from .fused import compile_enabled
+        implementation = 'fused' if compile_enabled(cos.device) else 'reference'
     if implementation == 'reference':
         logits = c2am_logits_from_cosine(cos, weight_norm, labels, scale, alpha, margin,
                                          fixed_margin, exclude_class)
@@ -344,7 +348,7 @@ def c2am_loss(features: torch.Tensor,
               sample_weight: torch.Tensor | None = None,
               reduction: str = 'mean',
               avg_factor: float | None = None,
-              implementation: str = 'fused') -> torch.Tensor:
+              implementation: str = 'auto') -> torch.Tensor:
     """C2AM loss (Eq. 6): cross-entropy of :func:`c2am_logits`.
 
     Args:

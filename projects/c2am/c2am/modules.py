@@ -82,14 +82,14 @@ class C2AMLoss(nn.Module):
             ``j`` for foreground samples and as the label ``i`` of background samples.
         reduction (str): ``'none'``, ``'mean'`` or ``'sum'``.
         loss_weight (float): multiplier of the loss.
-        implementation (str): ``'fused'`` (memory-lean, compiled on CUDA) or ``'reference'``;
-            same numbers.
+        implementation (str): ``'auto'``, ``'fused'`` or ``'reference'`` (see
+            :func:`c2am_loss_from_cosine`); same numbers.
     """
 
     def __init__(self, scale: float = 30.0, alpha: float = 0.5, margin: str = 'adaptive',
                  fixed_margin: float = 0.0, background_margin: bool = True,
                  reduction: str = 'mean', loss_weight: float = 1.0,
-                 implementation: str = 'fused') -> None:
+                 implementation: str = 'auto') -> None:
         super().__init__()
         _check_choice('margin', margin, MARGIN_TYPES)
         _check_choice('reduction', reduction, REDUCTIONS)
