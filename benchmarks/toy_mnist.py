@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -44,7 +45,7 @@ def summarise(runs: list[dict]) -> dict:
 
 def markdown(table: dict, seeds: list[int], header: str) -> str:
     lines = [header, '',
-             '| loss | tail acc (7-9) % | head acc (0-6) % | overall % | mean ||W|| head / tail |',
+             '| loss | tail acc (7-9) % | head acc (0-6) % | overall % | mean ‖W‖ head / tail |',
              '|---|---|---|---|---|']
     for loss, row in table.items():
         cells = [f"{row[m]['mean']:.2f} ± {row[m]['std']:.2f}" for m in METRICS]
@@ -64,7 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--device', default='auto')
     p.add_argument('--out', type=Path, default=ROOT / 'work_dirs' / 'benchmarks' / 'toy_mnist')
     p.add_argument('--force', action='store_true', help='overwrite existing results')
+    p.add_argument('--render-only', action='store_true',
+                   help='re-write table.md from an existing results.json, no training')
     args = p.parse_args(argv)
+    if args.render_only:
+        record = json.loads((args.out / 'results.json').read_text())
+        md = markdown(summarise(record['runs']), record['args']['seeds'], record['header'])
+        (args.out / 'table.md').write_text(md + '\n')
+        print(md)
+        return 0
     if (args.out / 'results.json').exists() and not args.force:
         print(f'error: {args.out}/results.json exists; pass --force or another --out',
               file=sys.stderr)
@@ -88,10 +97,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"{100 * m['head_accuracy']:.2f}%  ({runs[-1]['seconds']:.0f} s)", flush=True)
     table = summarise(runs)
     header = (f"Imbalanced MNIST (7, 8, 9 reduced to 100 training images), {args.epochs} "
-              f"epochs; `python benchmarks/toy_mnist.py`; {platform.machine()}, "
-              f"{time.strftime('%Y-%m-%d')}")
+              f"epochs; `python benchmarks/toy_mnist.py`; {platform.machine()} "
+              f"({os.cpu_count()} cores, device {args.device}), {time.strftime('%Y-%m-%d')}")
     md = markdown(table, args.seeds, header)
-    record = dict(runs=runs, summary=table, args=vars(args) | {'out': str(args.out)})
+    record = dict(runs=runs, summary=table, header=header,
+                  args=vars(args) | {'out': str(args.out)})
     (args.out / 'results.json').write_text(json.dumps(record, indent=2))
     (args.out / 'table.md').write_text(md + '\n')
     print('\n' + md)

@@ -105,22 +105,29 @@ def _kernels(device: torch.device):
     return _COMPILED[device.type]
 
 
+def _run(which: int, device: torch.device, *args):
+    """Run the forward (0) or backward (1) kernel; a compiled kernel that fails (toolchain,
+    unsupported op) is replaced by the eager one for the rest of the process."""
+    kernel = _kernels(device)[which]
+    eager = (_forward_math, _backward_math)[which]
+    if kernel is eager:
+        return eager(*args)
+    try:
+        return kernel(*args)
+    except Exception as err:  # pragma: no cover - depends on the toolchain
+        warnings.warn(f'compiled C2AM kernel failed ({str(err)[:200]}); falling back to eager',
+                      stacklevel=3)
+        _COMPILED[device.type] = (_forward_math, _backward_math)
+        return eager(*args)
+
+
 class _C2AMCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, cos, log_norm, labels, scale, alpha, fixed, mode, exclude):
         eps = COS_EPS[cos.dtype]
-        fwd, _ = _kernels(cos.device)
-        try:
-            loss, lse = fwd(cos, log_norm, labels, scale, alpha, fixed, mode, exclude, eps)
-        except Exception as err:  # pragma: no cover - compile failure at first call
-            if fwd is _forward_math:
-                raise
-            warnings.warn(f'compiled C2AM kernel failed ({err}); falling back to eager',
-                          stacklevel=2)
-            _COMPILED[cos.device.type] = (_forward_math, _backward_math)
-            loss, lse = _forward_math(cos, log_norm, labels, scale, alpha, fixed, mode,
-                                      exclude, eps)
+        loss, lse = _run(0, cos.device, cos, log_norm, labels, scale, alpha, fixed, mode,
+                         exclude, eps)
         ctx.save_for_backward(cos, log_norm, labels, lse)
         ctx.args = (scale, alpha, fixed, mode, exclude, eps)
         return loss
@@ -128,8 +135,8 @@ class _C2AMCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss):
         cos, log_norm, labels, lse = ctx.saved_tensors
-        _, bwd = _kernels(cos.device)
-        grad_cos = bwd(grad_loss.contiguous(), cos, log_norm, labels, lse, *ctx.args)
+        grad_cos = _run(1, cos.device, grad_loss.contiguous(), cos, log_norm, labels, lse,
+                        *ctx.args)
         return grad_cos, None, None, None, None, None, None, None
 
 
