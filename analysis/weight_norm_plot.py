@@ -138,6 +138,8 @@ def plot(curves: list[dict], info: dict, aps: list, out_stem: Path) -> list[str]
         ax2.set_ylabel('training instances (log)')
         ax.set_zorder(ax2.get_zorder() + 1)
         ax.patch.set_visible(False)
+    if len(order) <= 30:
+        ax.set_xticks(x, [info['names'][j] for j in order], rotation=90 if len(order) > 10 else 0)
     ax.set_title('(a) weight norm vs category frequency')
     ax.legend(loc='upper right', fontsize=8)
     if n_panels == 3:
