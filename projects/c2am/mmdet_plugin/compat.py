@@ -51,6 +51,38 @@ def _allow_mmengine_checkpoints() -> None:
     torch.serialization.add_safe_globals(mmengine_checkpoint_safe_globals())
 
 
+def setup_cpu_distributed(cfg) -> bool:
+    """Fix 3: let ``--launcher pytorch`` run on hosts without CUDA (gloo backend).
+
+    mmengine 0.10.7's pytorch launcher calls ``torch.cuda.set_device`` unconditionally and its
+    default DDP wrapper passes ``device_ids=[LOCAL_RANK]``; both fail with a CPU-only torch.
+    When (and only when) CUDA is unavailable, initialise the process group with gloo ourselves
+    (mmengine then skips its own init) and wrap with ``device_ids=None``. GPU runs are left
+    exactly as mmengine does them.
+
+    Args:
+        cfg (Config): the run's config (``launcher``, ``env_cfg``, ``model_wrapper_cfg``).
+
+    Returns:
+        bool: whether the CPU path was taken.
+    """
+    import os
+
+    import torch.distributed as dist
+    if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available():
+        return False
+    cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
+                                world_size=int(os.environ['WORLD_SIZE']))
+    wrapper = dict(type='MMDistributedDataParallel', broadcast_buffers=False,
+                   find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper.update(cfg.get('model_wrapper_cfg') or {})
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+    return True
+
+
 def apply() -> None:
     """Apply every fix (idempotent)."""
     _patch_numpy_float()

@@ -1,0 +1,4 @@
+# C2AM of Table 2, ResNet-101.
+_base_ = './mask-rcnn_r50_fpn_c2am_ms-2x_lvis-v1.py'
+model = dict(backbone=dict(depth=101,
+                           init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet101')))
