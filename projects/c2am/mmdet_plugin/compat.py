@@ -48,7 +48,9 @@ def _allow_mmengine_checkpoints() -> None:
     # "Weights only load failed ... HistoryBuffer". Instead of turning the safe unpickler off
     # (TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1: a checkpoint would be code), allow-list exactly the
     # types mmengine stores, with a getattr that resolves nothing but HistoryBuffer's methods.
-    torch.serialization.add_safe_globals(mmengine_checkpoint_safe_globals())
+    # Older torch (no add_safe_globals, weights_only=False by default) needs nothing.
+    if hasattr(torch.serialization, 'add_safe_globals'):
+        torch.serialization.add_safe_globals(mmengine_checkpoint_safe_globals())
 
 
 def setup_cpu_distributed(cfg) -> bool:
