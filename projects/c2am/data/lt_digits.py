@@ -1,0 +1,194 @@
+"""LT-Digits: a generated long-tail instance-segmentation benchmark in LVIS v1 format.
+
+100 categories = 10 MNIST digits x 10 tint colours. Each image is a dark, noisy 128 x 128 canvas
+with clutter strokes and 1-4 tinted glyphs of 24-48 px; masks are exactly the glyph pixels still
+visible after occlusion, boxes come from the masks. Training image counts per category follow a
+geometric (Zipf-like) profile from ``max_images`` down to ``min_images`` over a random ranking of
+the categories, which gives LVIS's three groups in about LVIS's proportions: rare (1-10
+training images), common (11-100) and frequent (>100). Train glyphs come from MNIST train, val
+glyphs from MNIST test. Val has every category (at least ``min_val_instances`` instances) and,
+like LVIS, lists a few verified-absent categories per image in ``neg_category_ids`` (``strict``
+lists all absent ones, which counts every false positive).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+from tqdm import tqdm
+
+COLOURS = {  # RGB tints
+    'red': (230, 40, 40), 'green': (40, 200, 60), 'blue': (50, 90, 240),
+    'yellow': (235, 220, 40), 'magenta': (220, 50, 220), 'cyan': (40, 220, 220),
+    'orange': (245, 140, 20), 'purple': (140, 60, 200), 'white': (235, 235, 235),
+    'pink': (250, 150, 170),
+}
+DIGITS = ('zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine')
+COCO_URL = 'http://images.cocodataset.org/'
+
+
+def category_names() -> list[str]:
+    """``<digit>_<colour>`` for the 100 categories, id = index + 1 (digit-major)."""
+    return [f'{d}_{c}' for d in DIGITS for c in COLOURS]
+
+
+def lvis_group(image_count: int) -> str:
+    """LVIS frequency group from the number of training images: r (<= 10), c (<= 100), f."""
+    return 'r' if image_count <= 10 else 'c' if image_count <= 100 else 'f'
+
+
+def target_image_counts(num_categories: int, max_images: int, min_images: float,
+                        rng: np.random.Generator) -> np.ndarray:
+    """Geometric profile over a random ranking of the categories (index = category)."""
+    profile = np.exp(np.linspace(np.log(max_images), np.log(min_images), num_categories))
+    counts = np.maximum(1, np.round(profile)).astype(int)
+    return counts[np.argsort(rng.permutation(num_categories))]
+
+
+def _glyph_bank(images: np.ndarray, labels: np.ndarray) -> dict:
+    return {d: images[labels == d] for d in range(10)}
+
+
+def _render(rng, size, objects, bank, cat_meta, min_visible=0.35):
+    """Draw ``objects`` (category indices) on a cluttered canvas; returns image and instances."""
+    canvas = rng.normal(18, 8, (size, size, 3)).clip(0, 255)
+    for _ in range(int(rng.integers(2, 6))):  # clutter: faint grey strokes and blobs
+        p0, p1 = rng.integers(0, size, 2), rng.integers(0, size, 2)
+        grey = float(rng.integers(30, 70))
+        if rng.random() < 0.5:
+            cv2.line(canvas, tuple(map(int, p0)), tuple(map(int, p1)), (grey,) * 3,
+                     int(rng.integers(1, 3)))
+        else:
+            cv2.circle(canvas, tuple(map(int, p0)), int(rng.integers(3, 10)), (grey,) * 3, -1)
+    masks, cats = [], []
+    for cat in objects:
+        digit, colour = cat_meta[cat]
+        glyphs = bank[digit]
+        glyph = glyphs[rng.integers(len(glyphs))]
+        side = int(rng.integers(24, 49))
+        g = cv2.resize(glyph, (side, side), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+        y0, x0 = (int(v) for v in rng.integers(0, size - side + 1, 2))
+        full = np.zeros((size, size), np.float32)
+        full[y0:y0 + side, x0:x0 + side] = g / 255.0
+        m = full > 0.5
+        if m.sum() < 20:
+            continue
+        shade = (0.75 + 0.25 * full[m])[:, None]
+        canvas[m] = shade * np.array(colour, np.float32)[None]
+        for prev in masks:  # the new glyph occludes earlier ones
+            prev &= ~m
+        masks.append(m)
+        cats.append(cat)
+    instances = []
+    for m, cat in zip(masks, cats):
+        area = int(m.sum())
+        if area < 20 * min_visible:
+            continue
+        ys, xs = np.nonzero(m)
+        rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+        rle['counts'] = rle['counts'].decode()
+        instances.append(dict(category=cat, area=float(area), segmentation=rle,
+                              bbox=[float(xs.min()), float(ys.min()),
+                                    float(xs.max() - xs.min() + 1),
+                                    float(ys.max() - ys.min() + 1)]))
+    return canvas.astype(np.uint8)[:, :, ::-1], instances  # BGR for cv2.imwrite
+
+
+def _deal(rng, tokens: list, max_per_image: int) -> list[list]:
+    """Shuffle category tokens and deal them into images of 1..max_per_image objects."""
+    order = list(rng.permutation(tokens))
+    images = []
+    while order:
+        k = int(rng.integers(1, max_per_image + 1))
+        images.append([int(c) for c in order[:k]])
+        order = order[k:]
+    return images
+
+
+def make_lt_digits(out_dir: str | Path, seed: int = 0, max_images: int = 480,
+                   min_images: float = 1.5, val_fraction: float = 0.12,
+                   min_val_instances: int = 4, max_val_instances: int = 40,
+                   image_size: int = 128, max_objects: int = 4, num_neg: int = 10,
+                   strict: bool = False, progress: bool = True) -> dict:
+    """Generate LT-Digits under ``out_dir`` (``annotations/lvis_v1_{train,val}.json``,
+    ``train2017/``, ``val2017/``; the LVIS v1 layout mmdet expects).
+
+    Args:
+        out_dir: dataset root.
+        seed (int): same seed, same dataset.
+        max_images, min_images: ends of the geometric training-count profile.
+        val_fraction: val instances per category relative to training, clipped to
+            ``[min_val_instances, max_val_instances]``.
+        image_size (int): square canvas side.
+        max_objects (int): objects per image (1..max).
+        num_neg (int): verified-absent categories listed per val image (LVIS-style).
+        strict (bool): list every absent category as negative instead.
+        progress (bool): show progress bars.
+
+    Returns:
+        dict: ``data_root``, ``train_ann``, ``val_ann``, ``classes`` and group counts.
+    """
+    from toy_mnist.data import load_mnist
+    root = Path(out_dir)
+    rng = np.random.default_rng(seed)
+    names = category_names()
+    cat_meta = [(i // 10, list(COLOURS.values())[i % 10]) for i in range(100)]
+    train_x, train_y, test_x, test_y = load_mnist()
+    counts = target_image_counts(100, max_images, min_images, rng)
+    val_counts = np.clip(np.round(counts * val_fraction), min_val_instances, max_val_instances)
+    splits = {}
+    ann_id = 1
+    for split, per_cat, bank in (('train', counts, _glyph_bank(train_x, train_y)),
+                                 ('val', val_counts.astype(int), _glyph_bank(test_x, test_y))):
+        tokens = [c for c in range(100) for _ in range(int(per_cat[c]))]
+        layout = _deal(rng, tokens, max_objects)
+        img_dir = root / f'{split}2017'
+        img_dir.mkdir(parents=True, exist_ok=True)
+        images, anns = [], []
+        base_id = 1 if split == 'train' else 1_000_001
+        for k, objects in enumerate(tqdm(layout, desc=f'LT-Digits {split}', disable=not progress)):
+            img_id = base_id + k
+            img, instances = _render(rng, image_size, objects, bank, cat_meta)
+            name = f'{img_id:012d}.png'
+            cv2.imwrite(str(img_dir / name), img)
+            present = sorted({i['category'] + 1 for i in instances})
+            absent = sorted(set(range(1, 101)) - set(present))
+            if split == 'val' and not strict:
+                absent = sorted(rng.choice(absent, min(num_neg, len(absent)), replace=False)
+                                .tolist())
+            images.append(dict(id=img_id, width=image_size, height=image_size,
+                               coco_url=f'{COCO_URL}{split}2017/{name}',
+                               neg_category_ids=[int(a) for a in absent] if split == 'val'
+                               else [],
+                               not_exhaustive_category_ids=[]))
+            for inst in instances:
+                anns.append(dict(id=ann_id, image_id=img_id, category_id=inst['category'] + 1,
+                                 bbox=inst['bbox'], area=inst['area'],
+                                 segmentation=inst['segmentation'], iscrowd=0))
+                ann_id += 1
+        splits[split] = dict(images=images, annotations=anns)
+
+    train_anns = splits['train']['annotations']
+    img_count = np.zeros(100, int)
+    inst_count = np.zeros(100, int)
+    for cid, img in {(a['category_id'], a['image_id']) for a in train_anns}:
+        img_count[cid - 1] += 1
+    for a in train_anns:
+        inst_count[a['category_id'] - 1] += 1
+    categories = [{'id': i + 1, 'name': n, 'synset': f'{n}.n.01', 'synonyms': [n],
+                   'def': f'the digit {n.split("_")[0]} in {n.split("_")[1]}',
+                   'frequency': lvis_group(int(img_count[i])), 'image_count': int(img_count[i]),
+                   'instance_count': int(inst_count[i])} for i, n in enumerate(names)]
+    (root / 'annotations').mkdir(parents=True, exist_ok=True)
+    out = dict(data_root=str(root), classes=tuple(names))
+    for split, data in splits.items():
+        path = root / 'annotations' / f'lvis_v1_{split}.json'
+        info = dict(description='LT-Digits: generated long-tail benchmark (c2am)', seed=seed,
+                    negatives='strict' if strict else f'{num_neg} sampled per image')
+        path.write_text(json.dumps(dict(info=info, licenses=[], categories=categories, **data)))
+        out[f'{split}_ann'] = str(path)
+    out['groups'] = {g: sum(c['frequency'] == g for c in categories) for g in 'rcf'}
+    return out
