@@ -33,7 +33,23 @@ from projects.c2am.experiments import (  # noqa: E402
     run_parallel,
 )
 
-COLUMNS = ('AP mask', 'AP box', 'APr', 'APc', 'APf', 'APr box')
+COLUMNS = ('AP mask', 'AP box', 'APr', 'APc', 'APf', 'APr box', 'norm f/r')
+
+
+def norm_stats(work_dir: Path, train_ann: Path) -> dict:
+    """Classifier norm ratio frequent / rare and Spearman(norm, frequency) of a run."""
+    from scipy.stats import spearmanr
+
+    from analysis.checkpoints import load_checkpoint, select_classifiers
+    from analysis.frequency import load_categories
+    from projects.c2am.experiments import checkpoint_of
+    state, _ = load_checkpoint(checkpoint_of(work_dir))
+    (w,) = select_classifiers(state).values()
+    norms = w.norm(dim=1).numpy()
+    cats = load_categories(train_ann)
+    f, r = cats['frequency'] == 'f', cats['frequency'] == 'r'
+    return {'norm f/r': float(norms[f].mean() / norms[r].mean()),
+            'spearman norm-freq': float(spearmanr(norms, cats['instance_count'])[0])}
 
 
 def summarise(runs: dict, losses: list, seeds: list) -> dict:
@@ -64,10 +80,16 @@ def main(argv=None) -> int:
     p.add_argument('--force', action='store_true', help='overwrite an existing benchmark')
     p.add_argument('--render-only', action='store_true', help='re-write table.md from results')
     args = p.parse_args(argv)
+    train_ann = args.data_root / 'annotations' / 'lvis_v1_train.json'
     if args.render_only:
         record = json.loads((args.out / 'results.json').read_text())
+        for name, run in record['runs'].items():
+            run.update(norm_stats(args.out / name, train_ann))
         table = summarise(record['runs'], record['losses'], record['seeds'])
         md = render(table, record['header'])
+        record['summary'] = {k: {c: list(v) if isinstance(v, tuple) else v for c, v in e.items()}
+                             for k, e in table.items()}
+        (args.out / 'results.json').write_text(json.dumps(record, indent=2))
         (args.out / 'table.md').write_text(md + '\n')
         print(md)
         return 0
@@ -97,7 +119,8 @@ def main(argv=None) -> int:
         shutil.rmtree(args.out)
     t0 = time.time()
     run_parallel(jobs, max_parallel=args.parallel)
-    runs = {job.name: read_results(job.work_dir) for job in jobs}
+    runs = {job.name: read_results(job.work_dir) | norm_stats(job.work_dir, train_ann)
+            for job in jobs}
     header = (f'LT-Digits (100 categories; seed-0 data), {args.iters} iterations, batch 8, '
               f'training seeds {args.seeds}; `python benchmarks/lt_detection.py`; '
               f'{platform.machine()} {os.cpu_count()} cores, {args.parallel} runs in parallel '
@@ -118,7 +141,8 @@ def render(table: dict, header: str) -> str:
     md = markdown_table(table, COLUMNS)
     steps = ', '.join(f"{k} {v['step vs CE']:.2f}" for k, v in table.items() if 'step vs CE' in v)
     return (f'{header}\n\n{md}\n\nmean ± std over training seeds; APr/APc/APf are mask AP, '
-            f'"APr box" the box APr.\nmedian train step time relative to CE: {steps}')
+            f'"APr box" the box APr; "norm f/r": mean classifier norm of frequent over rare '
+            f'categories.\nmedian train step time relative to CE: {steps}')
 
 
 if __name__ == '__main__':

@@ -138,9 +138,10 @@ def markdown_table(results: dict, columns=('AP mask', 'AP box', 'APr', 'APc', 'A
         cells = []
         for c in columns:
             v = r.get(c)
+            d = 2 if c.startswith('norm') else 1
             if isinstance(v, tuple):
-                cells.append(f'{v[0]:.1f} ± {v[1]:.1f}')
+                cells.append(f'{v[0]:.{d}f} ± {v[1]:.{d}f}')
             else:
-                cells.append('n/a' if v is None else f'{v:.1f}')
+                cells.append('n/a' if v is None else f'{v:.{d}f}')
         lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
