@@ -23,6 +23,7 @@ def test_the_paper_experiments_are_all_there():
     for a in ('0', '0.1', '0.3', '0.7'):  # Table 4
         assert f'mask-rcnn_r50_fpn_c2am-alpha{a}_ms-2x_lvis-v1.py' in names
     assert 'mask-rcnn_r50_fpn_c2am-fixed0.1_ms-2x_lvis-v1.py' in names  # Table 5
+    assert 'mask-rcnn_r50_fpn_c2am-bgmargin_ms-2x_lvis-v1.py' in names  # background switch
     for loss in ('ce', 'c2am'):  # Table 6
         assert f'mask-rcnn_r50_fpn_{loss}_sample1e-3_ms-2x_lvis-v0.5.py' in names
         for depth in ('r50', 'r101'):
@@ -51,7 +52,7 @@ def test_config_recipe(path):
             assert head['loss_cls']['alpha'] == (float(alpha.group(1)) if alpha else 0.5)
             assert head['loss_cls'].get('margin', 'adaptive') == \
                 ('fixed' if 'fixed' in name else 'adaptive')
-            assert head['loss_cls'].get('background_margin', True) == ('nobgmargin' not in name)
+            assert head['loss_cls'].get('background_margin', False) == ('-bgmargin' in name)
             assert 'projects.c2am.mmdet_plugin' in cfg.custom_imports['imports']
         else:
             assert head['type'] == 'Shared2FCBBoxHead'

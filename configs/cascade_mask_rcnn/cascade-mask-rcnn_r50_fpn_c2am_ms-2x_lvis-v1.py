@@ -16,7 +16,7 @@ model = dict(
                                 target_stds=stds),
                 reg_class_agnostic=True,
                 loss_cls=dict(type='C2AMLoss', scale=30.0, alpha=0.5, margin='adaptive',
-                              background_margin=True, loss_weight=1.0),
+                              background_margin=False, loss_weight=1.0),
                 loss_bbox=dict(type='SmoothL1Loss', beta=1.0, loss_weight=1.0))
             for stds in stage_target_stds
         ]))

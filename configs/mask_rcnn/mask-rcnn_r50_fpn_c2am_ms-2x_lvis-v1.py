@@ -11,5 +11,5 @@ model = dict(
                 scale=30.0,
                 alpha=0.5,
                 margin='adaptive',
-                background_margin=True,
+                background_margin=False,
                 loss_weight=1.0))))
