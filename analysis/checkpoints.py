@@ -71,18 +71,20 @@ def is_detector_key(key: str) -> bool:
     return 'bbox_head' in key
 
 
-def select_classifiers(state_dict: dict, key: str | None = None,
-                       stage: int | None = None) -> dict[str, torch.Tensor]:
-    """Classifier weight matrices ``{name: [C, D]}``, the detector background row removed.
+def select_classifiers(state_dict: dict, key: str | None = None, stage: int | None = None,
+                       num_classes: int | None = None) -> dict[str, torch.Tensor]:
+    """Classifier weight matrices ``{name: [C, D]}``, the detector's extra rows removed.
 
     Args:
         state_dict (dict): the checkpoint's state_dict.
         key (str, optional): explicit key (overrides discovery).
         stage (int, optional): Cascade stage to keep (default: all stages).
+        num_classes (int, optional): the number of categories, when known: detector rows beyond
+            it are dropped (background, and Seesaw's two objectness rows).
 
     Returns:
-        dict: name (the key) -> float32 weight without the background row (detectors keep
-        mmdet's convention: background is the LAST row).
+        dict: name (the key) -> float32 weight of the categories only (mmdet's convention:
+        category rows first, background LAST).
     """
     if key is not None:
         if key not in state_dict:
@@ -102,7 +104,13 @@ def select_classifiers(state_dict: dict, key: str | None = None,
     out = {}
     for k in keys:
         w = state_dict[k].detach().float()
-        out[k] = w[:-1] if is_detector_key(k) else w
+        if is_detector_key(k):
+            extra = w.shape[0] - num_classes if num_classes else 1
+            if extra not in (1, 2):  # background (+1) or Seesaw's objectness pair (+2)
+                raise AnalysisError(f'{k} has {w.shape[0]} rows; expected {num_classes} '
+                                    'categories plus background (or Seesaw\'s 2 extra rows)')
+            w = w[:-extra]
+        out[k] = w
     return out
 
 

@@ -181,7 +181,8 @@ def run(args) -> dict:
     labels = args.labels or [p.stem for p in args.checkpoints]
     for ckpt, label in zip(args.checkpoints, labels):
         state, _ = load_checkpoint(ckpt)
-        classifiers = select_classifiers(state, args.key, args.stage)
+        known = len(load_categories(args.ann)['ids']) if args.ann else None
+        classifiers = select_classifiers(state, args.key, args.stage, known)
         num_classes = {w.shape[0] for w in classifiers.values()}
         if len(num_classes) != 1:
             raise AnalysisError(f'{ckpt}: classifiers of different sizes {sorted(num_classes)}')

@@ -18,7 +18,7 @@ LT_CONFIGS = {
     'cosine': 'configs/lt_digits/mask-rcnn_r18-half_fpn_cosine_lt-digits.py',
     'seesaw': 'configs/lt_digits/mask-rcnn_r18-half_fpn_seesaw_lt-digits.py',
     'c2am': 'configs/lt_digits/mask-rcnn_r18-half_fpn_c2am_lt-digits.py',
-    'c2am-nobg': 'configs/lt_digits/mask-rcnn_r18-half_fpn_c2am-nobgmargin_lt-digits.py',
+    'c2am-bg': 'configs/lt_digits/mask-rcnn_r18-half_fpn_c2am-bgmargin_lt-digits.py',
 }
 METRIC_KEYS = {'AP mask': 'lvis/segm_AP', 'AP box': 'lvis/bbox_AP', 'APr': 'lvis/segm_APr',
                'APc': 'lvis/segm_APc', 'APf': 'lvis/segm_APf', 'APr box': 'lvis/bbox_APr',
