@@ -143,9 +143,12 @@ def plot(curves: list[dict], info: dict, aps: list, out_stem: Path) -> list[str]
     ax.set_title('(a) weight norm vs category frequency')
     ax.legend(loc='upper right', fontsize=8)
     if n_panels == 3:
-        k = min(100, len(order))
+        k = min(100, len(order) // 2)  # halves when there are fewer than 200 categories
+        shades = '' if len(aps) == 1 else ' (solid: ' + ', light: '.join(
+            label for _, label in aps) + ')'
         for ax, idx, title in ((axes[1, 0], order[:k], f'(b) AP of the {k} most frequent'),
                                (axes[2, 0], order[-k:], f'(c) AP of the {k} least frequent')):
+            title += shades
             width = 0.8 / len(aps)
             for a_i, (ap, label) in enumerate(aps):
                 vals = [ap[info['ids'][j]].get('ap_segm', ap[info['ids'][j]].get('ap_bbox'))

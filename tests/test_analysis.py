@@ -195,3 +195,18 @@ def test_per_class_ap_panels_and_errors(detector_checkpoints, synthetic_lvis, tm
     bad.write_text('{not json')
     assert pca.main([str(bad), '--ann', val_ann, '--out', str(tmp_path / 'o.json')]) == 2
     assert pca.main([str(res_json), '--ann', val_ann, '--out', str(ap)]) == 2  # exists
+
+
+def test_detector_extra_rows_background_and_seesaw():
+    from analysis.checkpoints import select_classifiers
+    from analysis.errors import AnalysisError
+    w = torch.arange(7 * 3, dtype=torch.float32).reshape(7, 3)
+    state = {'roi_head.bbox_head.fc_cls.weight': w}
+    (bg,) = select_classifiers(state, num_classes=6).values()  # 6 categories + background
+    assert torch.equal(bg, w[:6])
+    (seesaw,) = select_classifiers(state, num_classes=5).values()  # 5 + 2 objectness rows
+    assert torch.equal(seesaw, w[:5])
+    (unknown,) = select_classifiers(state).values()  # no class count: drop background only
+    assert torch.equal(unknown, w[:6])
+    with pytest.raises(AnalysisError, match='rows'):
+        select_classifiers(state, num_classes=3)
