@@ -6,7 +6,7 @@ runs on a laptop CPU, then Figure 1 (weight norms) and Figure 3 (imbalanced-MNIS
 Steps: generate LT-Digits if needed (data/lt_digits), train the CE and C2AM Mask R-CNN configs
 of configs/lt_digits/ side by side (one CPU thread each), evaluate with LVISMetric, print the
 table, draw the Figure-1 comparison of both checkpoints with analysis/, run the toy's Figure 3,
-and write an index of everything to DIR/index.md. Full: ~18 min on 2 cores; --quick: ~5 min
+and write an index of everything to DIR/index.md. Full: ~15 min on 2 cores; --quick: ~4 min
 (150 iterations, 150 val images, 1 toy epoch: shows the pipeline, not the effect).
 """
 from __future__ import annotations
