@@ -22,8 +22,9 @@ def tsne_embed(features: np.ndarray, labels: np.ndarray, max_points: int | None,
         idx = np.sort(rng.choice(idx, max_points, replace=False))
     if progress:
         print(f't-SNE of {len(idx)} test features ({features.shape[1]}-d) ...', flush=True)
+    # scikit-learn's t-SNE has no progress callback; verbose=2 reports every 50 iterations
     emb = TSNE(n_components=2, init='pca', perplexity=30, random_state=seed,
-               verbose=0).fit_transform(features[idx].astype(np.float32))
+               verbose=2 if progress else 0).fit_transform(features[idx].astype(np.float32))
     return emb, labels[idx]
 
 
