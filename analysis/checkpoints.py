@@ -107,8 +107,10 @@ def select_classifiers(state_dict: dict, key: str | None = None, stage: int | No
         if is_detector_key(k):
             extra = w.shape[0] - num_classes if num_classes else 1
             if extra not in (1, 2):  # background (+1) or Seesaw's objectness pair (+2)
-                raise AnalysisError(f'{k} has {w.shape[0]} rows; expected {num_classes} '
-                                    'categories plus background (or Seesaw\'s 2 extra rows)')
+                raise AnalysisError(f'{k} has {w.shape[0]} rows, which does not fit the '
+                                    f'{num_classes} categories of the annotation file plus '
+                                    'background (or Seesaw\'s 2 extra rows); LVIS v1 has 1203, '
+                                    'v0.5 1230')
             w = w[:-extra]
         out[k] = w
     return out

@@ -116,7 +116,7 @@ def test_errors_are_one_line(tmp_path):
     cases = [
         ((text,), 'not a PyTorch checkpoint'),
         ((no_clf,), 'no classifier weight found; pass --key, candidates'),
-        ((ckpt, '--ann', big_ann), 'has 9 categories'),
+        ((ckpt, '--ann', big_ann), 'does not fit the 9 categories'),
         ((ckpt, '--ann', nofreq), 'without "frequency"'),
         ((ckpt, '--per-class-ap', text), 'not a per_class_ap.py output'),
     ]
@@ -208,5 +208,5 @@ def test_detector_extra_rows_background_and_seesaw():
     assert torch.equal(seesaw, w[:5])
     (unknown,) = select_classifiers(state).values()  # no class count: drop background only
     assert torch.equal(unknown, w[:6])
-    with pytest.raises(AnalysisError, match='rows'):
+    with pytest.raises(AnalysisError, match='does not fit the 3 categories'):
         select_classifiers(state, num_classes=3)
