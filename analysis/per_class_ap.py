@@ -89,7 +89,8 @@ def load_results(path: str | Path, cat_ids: list) -> dict:
     return _load_json_results(path)
 
 
-def per_class_ap(ann_file: str | Path, results: dict, max_dets: int = 300) -> dict:
+def per_class_ap(ann_file: str | Path, results: dict, max_dets: int = 300,
+                 cats: dict | None = None) -> dict:
     """Per-category AP with LVISEval.
 
     Returns:
@@ -100,7 +101,7 @@ def per_class_ap(ann_file: str | Path, results: dict, max_dets: int = 300) -> di
     from lvis import LVIS, LVISEval, LVISResults
 
     from projects.c2am.mmdet_plugin import compat  # lvis' np.float  # noqa: F401
-    cats = load_categories(ann_file)
+    cats = cats or load_categories(ann_file)  # the caller's, if it parsed the file already
     gt = LVIS(str(ann_file))
     per_cat = {cid: dict(name=n, frequency=str(f))
                for cid, n, f in zip(cats['ids'], cats['names'], cats['frequency'])}
@@ -134,7 +135,7 @@ def main(argv=None) -> int:
         if not args.ann.is_file():
             raise AnalysisError(f'annotation file not found: {args.ann}')
         cats = load_categories(args.ann)
-        out = per_class_ap(args.ann, load_results(args.results, cats['ids']))
+        out = per_class_ap(args.ann, load_results(args.results, cats['ids']), cats=cats)
     except AnalysisError as err:
         print(f'error: {err}', file=sys.stderr)
         return 2

@@ -29,15 +29,19 @@ from analysis.frequency import GROUP_NAMES, load_categories  # noqa: E402
 GROUP_COLOURS = {'r': '#d62728', 'c': '#ff7f0e', 'f': '#1f77b4', '?': '#7f7f7f'}
 
 
-def frequency_info(ckpt: Path, num_classes: int, ann: Path | None) -> dict:
+def frequency_info(ckpt: Path, num_classes: int, ann: Path | None,
+                   cats: dict | None = None) -> dict:
     """Instance counts and r/c/f groups: from --ann, else stored with the checkpoint, else none.
+
+    ``cats`` is ``load_categories(ann)`` when the caller has it already (LVIS v1's train json is
+    over 1 GB: parse it once).
 
     Returns:
         dict: ``counts`` (or None), ``groups`` (array of r/c/f/?), ``names``, ``ids``,
         ``source`` (a sentence for the summary).
     """
     if ann is not None:
-        cats = load_categories(ann)
+        cats = cats or load_categories(ann)
         if len(cats['ids']) != num_classes:
             raise AnalysisError(f'the classifier has {num_classes} classes but {ann} has '
                                 f"{len(cats['ids'])} categories (LVIS v1: 1203, v0.5: 1230)")
@@ -182,14 +186,15 @@ def run(args) -> dict:
         raise AnalysisError(f'{existing[0]} exists; pass --force to overwrite it')
     curves, info = [], None
     labels = args.labels or [p.stem for p in args.checkpoints]
+    cats = load_categories(args.ann) if args.ann else None
     for ckpt, label in zip(args.checkpoints, labels):
         state, _ = load_checkpoint(ckpt)
-        known = len(load_categories(args.ann)['ids']) if args.ann else None
-        classifiers = select_classifiers(state, args.key, args.stage, known)
+        classifiers = select_classifiers(state, args.key, args.stage,
+                                         len(cats['ids']) if cats else None)
         num_classes = {w.shape[0] for w in classifiers.values()}
         if len(num_classes) != 1:
             raise AnalysisError(f'{ckpt}: classifiers of different sizes {sorted(num_classes)}')
-        this_info = frequency_info(ckpt, num_classes.pop(), args.ann)
+        this_info = frequency_info(ckpt, num_classes.pop(), args.ann, cats)
         if info is not None and len(this_info['groups']) != len(info['groups']):
             raise AnalysisError('the two checkpoints have different class counts')
         info = info or this_info

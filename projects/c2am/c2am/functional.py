@@ -114,8 +114,15 @@ def c2am_margins(weight_norm: torch.Tensor,
     """
     if weight_norm.dim() != 1:
         raise ValueError(f'weight_norm must have shape [C], got {list(weight_norm.shape)}')
+    _check_labels(labels, None, weight_norm.shape[0])
+    return _adaptive_margins(weight_norm, labels, alpha, exclude_class)
+
+
+def _adaptive_margins(weight_norm: torch.Tensor, labels: torch.Tensor, alpha: float,
+                      exclude_class: int | None) -> torch.Tensor:
+    """:func:`c2am_margins` on inputs the caller has validated (the label range check costs a
+    device synchronisation, so the loss path runs it once)."""
     num_classes = weight_norm.shape[0]
-    _check_labels(labels, None, num_classes)
     with torch.no_grad():
         norm = weight_norm.detach().to(_math_dtype(weight_norm)).clamp_min(NORM_EPS)
         log_norm = norm.log()
@@ -213,7 +220,7 @@ def c2am_logits_from_cosine(cos: torch.Tensor,
         if margin == 'none' or (margin == 'adaptive' and alpha == 0):
             return scale * cos
         if margin == 'adaptive':
-            margins = c2am_margins(weight_norm.to(dtype), labels, alpha, exclude_class)
+            margins = _adaptive_margins(weight_norm.to(dtype), labels, alpha, exclude_class)
         else:
             margins = _fixed_margins(labels, num_classes, fixed_margin, dtype, exclude_class)
         return scale * angular_margin_cos(cos, margins)
