@@ -20,14 +20,15 @@ CASES = [
 ]
 
 
-def _data(dtype, seed=0, n=40, c=9, d=6):
+def _data(dtype, seed=0, n=40, c=9, d=6, zero_row=True):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, d, generator=g, dtype=dtype)
     w = torch.randn(c, d, generator=g, dtype=dtype) * torch.logspace(-1, 1, c, dtype=dtype)[:, None]
     x[0] = w[3] * 2  # exact cos = 1 with a non-label class
     x[1] = -w[5]  # exact cos = -1
     x[2] = 0  # zero feature
-    w[7] = 0  # zero classifier row
+    if zero_row:  # a zero classifier row: log-norm -27.6, so margins reach pi
+        w[7] = 0
     y = torch.randint(0, c, (n,), generator=g)
     y[0], y[1] = 1, 2
     sw = torch.rand(n, generator=g, dtype=dtype)
@@ -42,10 +43,11 @@ def _loss_and_grads(x, w, y, implementation, kwargs):
     return loss.detach(), x.grad, w.grad
 
 
+@pytest.mark.parametrize('zero_row', [True, False])
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
 @pytest.mark.parametrize('case', range(len(CASES)))
-def test_fused_equals_reference(dtype, case):
-    x, w, y, sw = _data(dtype, seed=case)
+def test_fused_equals_reference(dtype, case, zero_row):
+    x, w, y, sw = _data(dtype, seed=case, zero_row=zero_row)
     kwargs = dict(CASES[case])
     if kwargs.get('sample_weight') == 'w':
         kwargs['sample_weight'] = sw
@@ -58,8 +60,35 @@ def test_fused_equals_reference(dtype, case):
         torch.testing.assert_close(a, b, rtol=rel, atol=rel * max(1.0, float(b.abs().max())))
 
 
+@pytest.mark.parametrize('case', [0, 1, 2, 6])
+def test_eager_row_blocks_equal_one_block(monkeypatch, case):
+    """The CPU path in blocks of 3 rows (13 blocks, the last one short) = the reference."""
+    from projects.c2am.c2am import eager
+    monkeypatch.setattr(eager, 'BLOCK_ELEMENTS', 27)  # 27 // 9 classes = 3 rows per block
+    x, w, y, _ = _data(torch.float64, seed=case, zero_row=False)
+    ref = _loss_and_grads(x, w, y, 'reference', CASES[case])
+    got = _loss_and_grads(x, w, y, 'fused', CASES[case])
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10 * max(1.0, float(b.abs().max())))
+
+
+def test_eager_paths_are_taken():
+    """The test data reach every branch of the CPU path: rank-2 margins, margins capped at
+    pi (evaluated directly), theta + m > pi, cosines at the clamp bounds."""
+    from projects.c2am.c2am.eager import _ScaledMargins
+    from projects.c2am.c2am.functional import cosine_similarity_matrix
+    x, w, y, _ = _data(torch.float64, zero_row=False)
+    log_norm = w.norm(dim=1).clamp_min(1e-12).log()
+    assert not _ScaledMargins(log_norm, y, 30.0, 0.5, 0.0, 1, -1).direct
+    capped = _ScaledMargins(log_norm, y, 30.0, 3.0, 0.0, 1, -1)
+    assert capped.direct and capped.largest == pytest.approx(math.pi)
+    cos = cosine_similarity_matrix(x, w)
+    assert float(cos.max()) > 1 - 1e-12 and float(cos.min()) < -1 + 1e-12
+
+
 def test_fused_from_cosine_gradient_at_clamp_bounds():
-    # cosines exactly at +-1: the reference clamp passes no gradient beyond its bound
+    # cosines exactly at +-1: the clamp inside sin(theta) passes no gradient beyond its
+    # bound, the linear term keeps cos(m)
     cos = torch.tensor([[1.0, -1.0, 0.3], [0.2, 1.0, -1.0]], dtype=torch.float64)
     norms = torch.tensor([5.0, 1.0, 0.2], dtype=torch.float64)
     y = torch.tensor([0, 0])
@@ -69,6 +98,7 @@ def test_fused_from_cosine_gradient_at_clamp_bounds():
         c2am_loss_from_cosine(c, norms, y, alpha=1.0, implementation=impl).backward()
         grads.append(c.grad)
     torch.testing.assert_close(grads[0], grads[1])
+    assert grads[0].abs().sum() > 0
 
 
 def test_fused_bf16_autocast_and_module():

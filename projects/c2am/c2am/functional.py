@@ -10,8 +10,9 @@ and ``s * cos(theta_j + m_ij)`` for the others, with
 Numerics (see shared/DESIGN.md):
   * All margin math runs in float32 (or float64 when given float64), also under autocast.
   * ``cos(theta + m)`` is evaluated as ``cos*cos(m) - sin(theta)*sin(m)`` without ``acos``;
-    ``cos`` is clamped to ``+-(1 - COS_EPS)`` (float32: its machine epsilon) first so that
-    ``sin(theta) = sqrt(1 - cos^2)`` has a finite gradient.
+    inside ``sin(theta) = sqrt(1 - cos^2)`` only, ``cos`` is clamped to ``+-(1 - COS_EPS)``
+    (float32: its machine epsilon) so that its gradient is finite; the linear term keeps the
+    unclamped ``cos`` (and its gradient ``cos(m)`` at ``|cos| = 1``).
   * Beyond ``theta + m > pi`` the naive ``cos(theta + m)`` rises again; we reflect it about -1
     (``-2 - cos(theta + m)``), a C1, strictly monotone extension.
   * Where the margin is exactly zero the logit is ``s * cos`` unchanged, with exact gradients.
@@ -165,7 +166,7 @@ def angular_margin_cos(cos: torch.Tensor, margins: torch.Tensor) -> torch.Tensor
     c = cos.clamp(-1.0 + eps, 1.0 - eps)
     sin_theta = torch.sqrt((1.0 - c) * (1.0 + c))
     cos_m, sin_m = torch.cos(margins), torch.sin(margins)
-    shifted = c * cos_m - sin_theta * sin_m
+    shifted = cos * cos_m - sin_theta * sin_m
     # theta + m > pi  <=>  cos(theta) < cos(pi - m) = -cos(m)
     shifted = torch.where(c < -cos_m, -2.0 - shifted, shifted)
     return torch.where(margins > 0, shifted, cos)
@@ -308,10 +309,10 @@ def c2am_loss_from_cosine(cos: torch.Tensor,
         sample_weight (Tensor, optional): ``[N]`` per-sample weights.
         reduction (str): ``'none'``, ``'mean'`` or ``'sum'``.
         avg_factor (float, optional): mmdet-style averaging factor.
-        implementation (str): ``'fused'`` (memory-lean autograd function, see ``fused.py``),
-            ``'reference'`` (logits + ``F.cross_entropy``) or ``'auto'`` (default): fused where
-            it is compiled (CUDA; CPU with ``C2AM_COMPILE=1``), else reference, the faster
-            eager path. All give the same numbers.
+        implementation (str): ``'fused'`` (custom autograd function that keeps one
+            ``[N, C]`` tensor for backward, see ``fused.py``; compiled on CUDA or with
+            ``C2AM_COMPILE=1``, else eager), ``'reference'`` (logits + ``F.cross_entropy``,
+            plain autograd) or ``'auto'`` (default, = ``'fused'``). All give the same numbers.
 
     Returns:
         Tensor: the loss, float32 (float64 for float64 input). For ``N = 0`` a zero that
@@ -319,9 +320,6 @@ def c2am_loss_from_cosine(cos: torch.Tensor,
     """
     _check_choice('reduction', reduction, REDUCTIONS)
     _check_choice('implementation', implementation, IMPLEMENTATIONS)
-    if implementation == 'auto':
-        from .fused import compile_enabled
-        implementation = 'fused' if compile_enabled(cos.device) else 'reference'
     if implementation == 'reference':
         logits = c2am_logits_from_cosine(cos, weight_norm, labels, scale, alpha, margin,
                                          fixed_margin, exclude_class)

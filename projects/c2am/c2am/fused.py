@@ -18,6 +18,7 @@ import warnings
 
 import torch
 
+from .eager import C2AMCrossEntropyEager
 from .functional import COS_EPS, NORM_EPS
 
 
@@ -50,14 +51,14 @@ def _psi(cos, cm, sm, has_m, eps: float, with_grad: bool):
     """``cos(theta + m)`` with the monotone extension, and optionally d psi / d cos."""
     c = cos.clamp(-1.0 + eps, 1.0 - eps)
     sin_t = torch.sqrt((1.0 - c) * (1.0 + c))
-    shifted = c * cm - sin_t * sm
+    shifted = cos * cm - sin_t * sm
     reflect = c < -cm  # theta + m > pi
     psi = torch.where(has_m, torch.where(reflect, -2.0 - shifted, shifted), cos)
     if not with_grad:
         return psi, None
-    d = cm + c / sin_t * sm
-    d = torch.where(reflect, -d, d) * ((cos >= -1.0 + eps) & (cos <= 1.0 - eps))
-    return psi, torch.where(has_m, d, 1.0)
+    # the clamp (inside sin(theta) only) passes gradient at its bounds, like torch.clamp
+    d = cm + c / sin_t * sm * ((cos >= -1.0 + eps) & (cos <= 1.0 - eps))
+    return psi, torch.where(has_m, torch.where(reflect, -d, d), 1.0)
 
 
 def _forward_math(cos, log_norm, labels, scale: float, alpha: float, fixed: float, mode: int,
@@ -156,5 +157,6 @@ def c2am_cross_entropy(cos: torch.Tensor, weight_norm: torch.Tensor | None,
     else:
         log_norm = cos.new_zeros(num_classes)
     exclude = -1 if exclude_class is None else exclude_class % num_classes
-    return _C2AMCrossEntropy.apply(cos, log_norm, labels, float(scale), float(alpha), fixed,
+    function = _C2AMCrossEntropy if compile_enabled(cos.device) else C2AMCrossEntropyEager
+    return function.apply(cos, log_norm, labels, float(scale), float(alpha), fixed,
                                    mode, exclude)
