@@ -14,7 +14,9 @@ Variants, all on features [N, D=1024] and classifier [C=1204, D]:
                  C2AM_COMPILE=1)
 Timing: median of interleaved repeats (every variant once per round), after warm-up; CUDA
 times from synchronised wall clock; peak memory = max allocated during one fwd+bwd minus what
-was allocated before (CUDA only). Ratios are against cosine_ce and linear_ce of the same run.
+was allocated before (CUDA only); saved = bytes of the distinct tensors autograd keeps from
+forward for backward, inputs excluded (any device: what a fwd+bwd holds between the two).
+Ratios are against cosine_ce and linear_ce of the same run.
 """
 from __future__ import annotations
 
@@ -78,15 +80,34 @@ def make_inputs(n, device, seed=0):
     return x, w, b, y
 
 
-def step(fn, inputs, autocast_dtype, device):
+def step(fn, inputs, autocast_dtype, device, backward=True):
     x, w, b, y = inputs
     for t in (x, w, b):
         t.grad = None
     with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
                         enabled=autocast_dtype is not None):
         loss = fn(x, w, b, y)
-    loss.backward()
+    if backward:
+        loss.backward()
     return loss
+
+
+def saved_mib(fn, inputs, autocast_dtype, device) -> float:
+    """MiB of the distinct storages saved for backward by one forward (inputs excluded)."""
+    x, w, b, y = inputs
+    leaves = {t.untyped_storage().data_ptr() for t in (x, w, b, y)}
+    saved = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in leaves:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = step(fn, inputs, autocast_dtype, device, backward=False)
+    loss.backward()
+    return sum(saved.values()) / 2**20
 
 
 def sync(device):
@@ -98,10 +119,11 @@ def measure(variants, n, dtype_name, device, repeats, warmup):
     autocast_dtype = {'fp32': None, 'bf16': torch.bfloat16}[dtype_name]
     inputs = make_inputs(n, device)
     times = {k: [] for k in variants}
-    peak = {}
+    peak, saved = {}, {}
     for name, fn in variants.items():  # warm-up (and compile) + memory
         for _ in range(warmup):
             step(fn, inputs, autocast_dtype, device)
+        saved[name] = saved_mib(fn, inputs, autocast_dtype, device)
         sync(device)
         if device.type == 'cuda':
             torch.cuda.reset_peak_memory_stats()
@@ -117,7 +139,8 @@ def measure(variants, n, dtype_name, device, repeats, warmup):
             sync(device)
             times[name].append(time.perf_counter() - t0)
     ref = {k: step(fn, inputs, autocast_dtype, device).item() for k, fn in variants.items()}
-    return {name: dict(us=1e6 * statistics.median(ts), peak_mib=peak.get(name), loss=ref[name])
+    return {name: dict(us=1e6 * statistics.median(ts), peak_mib=peak.get(name),
+                       saved_mib=saved[name], loss=ref[name])
             for name, ts in times.items()}
 
 
@@ -168,17 +191,19 @@ def main(argv=None) -> int:
             r = measure(variants, n, dtype_name, device, args.repeats, args.warmup)
             results.append(dict(n=n, dtype=dtype_name, variants=r))
             print(f'\nN={n}, {dtype_name}')
-            print(f"{'variant':<15}{'time us':>10}{'peak MiB':>10}{'/cosine':>9}{'/linear':>9}"
-                  f"{'loss':>10}")
+            print(f"{'variant':<15}{'time us':>10}{'peak MiB':>10}{'saved MiB':>10}"
+                  f"{'/cosine':>9}{'/linear':>9}{'loss':>10}")
             for k, v in r.items():
                 mem = f"{v['peak_mib']:.0f}" if v['peak_mib'] is not None else 'n/a'
                 ratio_cos = v['us'] / r['cosine_ce']['us']
                 ratio_lin = v['us'] / r['linear_ce']['us']
-                print(f"{k:<15}{v['us']:>10.0f}{mem:>10}{ratio_cos:>9.2f}{ratio_lin:>9.2f}"
-                      f"{v['loss']:>10.4f}")
+                print(f"{k:<15}{v['us']:>10.0f}{mem:>10}{v['saved_mib']:>10.1f}"
+                      f"{ratio_cos:>9.2f}{ratio_lin:>9.2f}{v['loss']:>10.4f}")
             if r['c2am']['peak_mib'] is not None:
                 print(f"c2am peak memory / cosine_ce: "
                       f"{r['c2am']['peak_mib'] / r['cosine_ce']['peak_mib']:.2f}")
+            print(f"c2am / cosine_ce: time {r['c2am']['us'] / r['cosine_ce']['us']:.2f}, saved "
+                  f"for backward {r['c2am']['saved_mib'] / r['cosine_ce']['saved_mib']:.2f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(dict(header=header, equivalence=check,

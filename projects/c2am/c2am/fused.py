@@ -1,12 +1,17 @@
-"""Memory-lean C2AM cross-entropy: a custom autograd function that recomputes, not stores.
+"""Memory-lean C2AM cross-entropy: custom autograd functions that keep one ``[N, C]`` tensor.
 
 The reference path (``c2am_logits_from_cosine`` + ``F.cross_entropy``) keeps about ten
-``[N, C]`` intermediates alive for the backward pass. Here forward saves only the input
-cosines (already held by the matmul that produced them), the ``[C]`` log-norms, the labels and
-the ``[N]`` log-sum-exp; backward recomputes margins, ``psi = cos(theta + m)`` and its
-derivative in one pass. On CUDA (and on CPU with ``C2AM_COMPILE=1``) the two element-wise
-kernels are compiled with ``torch.compile`` (fused into a few kernels), with an eager
-fallback. Results equal the reference path to float rounding (tested in float64/float32).
+``[N, C]`` intermediates alive for the backward pass. ``implementation='fused'`` (the default)
+keeps one:
+
+* compiled (CUDA by default; CPU with ``C2AM_COMPILE=1``): forward saves the input cosines, the
+  ``[C]`` log-norms, the labels and the ``[N]`` log-sum-exp; backward recomputes margins,
+  ``psi = cos(theta + m)`` and its derivative. Both element-wise kernels go through
+  ``torch.compile`` (fused into a few kernels), with an eager fallback if compilation fails;
+* eager (CPU by default; ``C2AM_COMPILE=0``): ``eager.py`` forms ``d loss / d cos`` during
+  forward in cache-sized row blocks and saves only that.
+
+Results equal the reference path to float rounding (tested in float64/float32).
 
 Pure PyTorch: this module must not import mmdet, mmcv or mmengine.
 """
