@@ -71,8 +71,22 @@ def is_detector_key(key: str) -> bool:
     return 'bbox_head' in key
 
 
+def detector_extra_rows(meta: dict) -> int | None:
+    """Rows a detector classifier has beyond its categories, read from the checkpoint's config.
+
+    mmengine checkpoints store the config text in ``meta['cfg']``: Seesaw loss adds two
+    objectness rows, every other mmdet classification loss one background row. ``None`` when
+    the checkpoint carries no config.
+    """
+    cfg = meta.get('cfg') if isinstance(meta, dict) else None
+    if not isinstance(cfg, str):
+        return None
+    return 2 if 'SeesawLoss' in cfg else 1
+
+
 def select_classifiers(state_dict: dict, key: str | None = None, stage: int | None = None,
-                       num_classes: int | None = None) -> dict[str, torch.Tensor]:
+                       num_classes: int | None = None,
+                       extra_rows: int | None = None) -> dict[str, torch.Tensor]:
     """Classifier weight matrices ``{name: [C, D]}``, the detector's extra rows removed.
 
     Args:
@@ -81,6 +95,9 @@ def select_classifiers(state_dict: dict, key: str | None = None, stage: int | No
         stage (int, optional): Cascade stage to keep (default: all stages).
         num_classes (int, optional): the number of categories, when known: detector rows beyond
             it are dropped (background, and Seesaw's two objectness rows).
+        extra_rows (int, optional): the detector's rows beyond its categories when known (see
+            :func:`detector_extra_rows`); otherwise 1 or 2 are accepted with ``num_classes``
+            and 1 is assumed without.
 
     Returns:
         dict: name (the key) -> float32 weight of the categories only (mmdet's convention:
@@ -105,12 +122,14 @@ def select_classifiers(state_dict: dict, key: str | None = None, stage: int | No
     for k in keys:
         w = state_dict[k].detach().float()
         if is_detector_key(k):
-            extra = w.shape[0] - num_classes if num_classes else 1
-            if extra not in (1, 2):  # background (+1) or Seesaw's objectness pair (+2)
+            extra = w.shape[0] - num_classes if num_classes else (extra_rows or 1)
+            allowed = (extra_rows,) if extra_rows else (1, 2)  # background / Seesaw's pair
+            if extra not in allowed:
+                rows = {1: 'background', 2: "Seesaw's 2 objectness rows"}
+                what = ' or '.join(rows[a] for a in allowed)
                 raise AnalysisError(f'{k} has {w.shape[0]} rows, which does not fit the '
                                     f'{num_classes} categories of the annotation file plus '
-                                    'background (or Seesaw\'s 2 extra rows); LVIS v1 has 1203, '
-                                    'v0.5 1230')
+                                    f'{what}; LVIS v1 has 1203, v0.5 1230')
             w = w[:-extra]
         out[k] = w
     return out

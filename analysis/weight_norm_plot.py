@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from analysis.checkpoints import load_checkpoint, select_classifiers  # noqa: E402
+from analysis.checkpoints import detector_extra_rows, load_checkpoint, select_classifiers  # noqa: E402
 from analysis.errors import AnalysisError  # noqa: E402
 from analysis.frequency import GROUP_NAMES, load_categories  # noqa: E402
 
@@ -188,9 +188,10 @@ def run(args) -> dict:
     labels = args.labels or [p.stem for p in args.checkpoints]
     cats = load_categories(args.ann) if args.ann else None
     for ckpt, label in zip(args.checkpoints, labels):
-        state, _ = load_checkpoint(ckpt)
+        state, meta = load_checkpoint(ckpt)
         classifiers = select_classifiers(state, args.key, args.stage,
-                                         len(cats['ids']) if cats else None)
+                                         len(cats['ids']) if cats else None,
+                                         detector_extra_rows(meta))
         num_classes = {w.shape[0] for w in classifiers.values()}
         if len(num_classes) != 1:
             raise AnalysisError(f'{ckpt}: classifiers of different sizes {sorted(num_classes)}')

@@ -210,3 +210,13 @@ def test_detector_extra_rows_background_and_seesaw():
     assert torch.equal(unknown, w[:6])
     with pytest.raises(AnalysisError, match='does not fit the 3 categories'):
         select_classifiers(state, num_classes=3)
+    # the checkpoint's config decides where it is known: a CE detector with 2 rows too many
+    # is a class-count mismatch, not Seesaw; a Seesaw one without annotation drops both rows
+    from analysis.checkpoints import detector_extra_rows
+    ce = detector_extra_rows({'cfg': "loss_cls=dict(type='CrossEntropyLoss')"})
+    seesaw = detector_extra_rows({'cfg': "loss_cls=dict(type='SeesawLoss', p=0.8)"})
+    assert (ce, seesaw, detector_extra_rows({})) == (1, 2, None)
+    with pytest.raises(AnalysisError, match='plus background;'):
+        select_classifiers(state, num_classes=5, extra_rows=ce)
+    (seesaw_rows,) = select_classifiers(state, extra_rows=seesaw).values()
+    assert torch.equal(seesaw_rows, w[:5])
