@@ -19,6 +19,9 @@ python3 -m pytest -q -p no:cacheprovider tests/test_loss_core_values.py \
 echo "== loss benchmark (CUDA)"
 python3 benchmarks/loss_bench.py --device cuda --json "$OUT/loss_bench_cuda.json" 2>&1 \
   | tee "$OUT/loss_bench_cuda.txt"
+echo "== loss benchmark (CUDA, C2AM_COMPILE=0: the eager fallback)"
+C2AM_COMPILE=0 python3 benchmarks/loss_bench.py --device cuda --n 8192 --repeats 10 \
+  --json "$OUT/loss_bench_cuda_eager.json" 2>&1 | tee "$OUT/loss_bench_cuda_eager.txt"
 echo "== toy_mnist on the GPU (--device auto)"
 python3 toy_mnist/run.py --loss c2am --device auto --quiet --tsne-samples 2000 \
   --out "$OUT/toy_c2am" --force 2>&1 | tail -14 | tee "$OUT/toy.txt"
