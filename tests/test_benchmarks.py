@@ -1,17 +1,25 @@
 """The benchmark scripts run and measure what they claim (no timing assertions)."""
+import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / 'benchmarks'))
+
+
+def _bench(name: str):
+    """Import benchmarks/<name>.py by path (benchmarks/ must not shadow the toy_mnist package)."""
+    spec = importlib.util.spec_from_file_location(f'bench_{name}', ROOT / 'benchmarks' /
+                                                  f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_loss_bench_json_and_saved_memory(tmp_path):
-    import loss_bench
+    loss_bench = _bench('loss_bench')
     out = tmp_path / 'loss.json'
     assert loss_bench.main(['--device', 'cpu', '--n', '48', '--dtypes', 'fp32', '--repeats',
                             '1', '--warmup', '1', '--json', str(out)]) == 0
@@ -32,7 +40,7 @@ def test_loss_bench_json_and_saved_memory(tmp_path):
 
 @pytest.mark.slow
 def test_train_step_bench_runs_identical_detectors(tmp_path):
-    import train_step_bench
+    train_step_bench = _bench('train_step_bench')
     out = tmp_path / 'step.json'
     assert train_step_bench.main(['--rois', '32', '--repeats', '1', '--warmup', '0',
                                   '--json', str(out)]) == 0
@@ -40,7 +48,7 @@ def test_train_step_bench_runs_identical_detectors(tmp_path):
 
 
 def test_same_weights_copies_shared_tensors():
-    from train_step_bench import same_weights
+    same_weights = _bench('train_step_bench').same_weights
     a = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
     b = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2, bias=False))
     same_weights(a, b)

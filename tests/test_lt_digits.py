@@ -112,3 +112,68 @@ def test_lt_configs_differ_only_in_the_classifier():
     ref = _strip_classifier(Config.fromfile(str(paths[0])).to_dict())
     for path in paths[1:]:
         assert _strip_classifier(Config.fromfile(str(path)).to_dict()) == ref, path.name
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    import gzip
+    header = (0x0800 | array.ndim).to_bytes(4, 'big') + b''.join(
+        int(d).to_bytes(4, 'big') for d in array.shape)
+    with gzip.open(path, 'wb') as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope='module')
+def fake_fashion(tmp_path_factory):
+    """Four Fashion-MNIST-format IDX files whose 'garments' are solid rectangles."""
+    root = tmp_path_factory.mktemp('fashion')
+    for split, n in (('train', 200), ('t10k', 60)):
+        images = np.zeros((n, 28, 28), np.uint8)
+        images[:, 4:24, 6:22] = 255  # solid: fills its box, unlike any digit stroke
+        _write_idx(root / f'{split}-images-idx3-ubyte.gz', images)
+        _write_idx(root / f'{split}-labels-idx1-ubyte.gz', np.arange(n) % 10)
+    return root
+
+
+def test_fashion_adds_100_categories(fake_fashion, tmp_path):
+    from lvis import LVIS
+    info = make_lt_digits(tmp_path / 'ltf', seed=1, fashion_root=fake_fashion, **SMALL)
+    assert info['classes'] == tuple(category_names(fashion=True))
+    assert info['classes'][100:102] == ('tshirt_red', 'tshirt_green')
+    assert sum(info['groups'].values()) == 200 and min(info['groups'].values()) >= 10
+    val = json.loads(Path(info['val_ann']).read_text())
+    assert {a['category_id'] for a in val['annotations']} == set(range(1, 201))
+    assert len(LVIS(info['train_ann']).get_cat_ids()) == 200
+    train = json.loads(Path(info['train_ann']).read_text())
+    fill = {True: [], False: []}  # mask area / box area, garments vs digits
+    for a in train['annotations']:
+        fill[a['category_id'] > 100].append(a['area'] / (a['bbox'][2] * a['bbox'][3]))
+    assert np.median(fill[True]) > 0.95 and np.median(fill[False]) < 0.6
+
+
+def test_fashion_missing_is_one_clear_error(tmp_path):
+    import subprocess
+    import sys
+    keep = tmp_path / 'existing'
+    keep.mkdir()
+    (keep / 'mine.txt').write_text('user data')
+    run = subprocess.run([sys.executable, str(ROOT / 'tools' / 'make_lt_dataset.py'),
+                          '--fashion', str(tmp_path / 'nowhere'), '--out', str(keep),
+                          '--force'], capture_output=True, text=True)
+    assert run.returncode == 2
+    assert run.stderr.count('\n') == 1 and 'dataset-fashion-mnist' in run.stderr
+    assert (keep / 'mine.txt').read_text() == 'user data'  # nothing replaced
+
+
+def test_fashion_configs_200_classes_and_only_the_classifier_differs():
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    folder = ROOT / 'configs' / 'lt_digits' / 'fashion'
+    ce, c2am = (Config.fromfile(str(folder / f'mask-rcnn_r18-half_fpn_{n}_lt-digits-fashion.py'))
+                for n in ('ce', 'c2am'))
+    assert _strip_classifier(ce.to_dict()) == _strip_classifier(c2am.to_dict())
+    assert ce.train_dataloader.dataset.metainfo['classes'] == tuple(category_names(True))
+    assert ce.val_evaluator.ann_file.startswith(ce.train_dataloader.dataset.data_root)
+    import projects.c2am.mmdet_plugin  # noqa: F401
+    head = MODELS.build(c2am.model).roi_head.bbox_head
+    assert head.fc_cls.weight.shape[0] == 201  # 200 categories + background

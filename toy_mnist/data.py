@@ -36,7 +36,9 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
-def _find_idx(root: Path, stem: str) -> Path:
+def find_idx(root: Path, stem: str) -> Path:
+    """``root/stem`` or ``root/stem.gz`` (also under ``MNIST/raw`` or ``raw``), else
+    :class:`MnistNotFoundError`."""
     for folder in (root, root / 'MNIST' / 'raw', root / 'raw'):
         for name in (stem, stem + '.gz'):
             if (folder / name).is_file():
@@ -45,7 +47,7 @@ def _find_idx(root: Path, stem: str) -> Path:
 
 
 def _load_idx(root: Path) -> tuple:
-    arrays = {k: _read_idx(_find_idx(root, v)) for k, v in IDX_FILES.items()}
+    arrays = {k: _read_idx(find_idx(root, v)) for k, v in IDX_FILES.items()}
     return (arrays['train_images'], arrays['train_labels'].astype(np.int64),
             arrays['test_images'], arrays['test_labels'].astype(np.int64))
 

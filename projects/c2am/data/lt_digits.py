@@ -1,6 +1,8 @@
 """LT-Digits: a generated long-tail instance-segmentation benchmark in LVIS v1 format.
 
-100 categories = 10 MNIST digits x 10 tint colours. Each image is a dark, noisy 128 x 128 canvas
+100 categories = 10 MNIST digits x 10 tint colours; with Fashion-MNIST (Debian package
+``dataset-fashion-mnist``, or any folder of its four IDX files) 100 more = 10 garment classes x
+the same tints, drawn from the same frequency profile. Each image is a dark, noisy 128 x 128 canvas
 with clutter strokes and 1-4 tinted glyphs of 24-48 px; masks are exactly the glyph pixels still
 visible after occlusion, boxes come from the masks. Training image counts per category follow a
 geometric (Zipf-like) profile from ``max_images`` down to ``min_images`` over a random ranking of
@@ -8,7 +10,8 @@ the categories, which gives LVIS's three groups in about LVIS's proportions: rar
 training images), common (11-100) and frequent (>100). Train glyphs come from MNIST train, val
 glyphs from MNIST test. Val has every category (at least ``min_val_instances`` instances) and,
 like LVIS, lists a few verified-absent categories per image in ``neg_category_ids`` (``strict``
-lists all absent ones, which counts every false positive).
+lists all absent ones, which counts every false positive). Fashion-MNIST items, like digits,
+come from its train split for training images and its test split for val images.
 """
 from __future__ import annotations
 
@@ -27,12 +30,41 @@ COLOURS = {  # RGB tints
     'pink': (250, 150, 170),
 }
 DIGITS = ('zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine')
+GARMENTS = ('tshirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag',
+            'ankle_boot')  # Fashion-MNIST labels 0-9
 COCO_URL = 'http://images.cocodataset.org/'
+FASHION_ROOT = Path('/usr/share/datasets/fashion-mnist')
+FASHION_HOW_TO_GET = ('install the Debian package dataset-fashion-mnist (IDX files under '
+                      f'{FASHION_ROOT}/) or pass a folder holding the four Fashion-MNIST IDX '
+                      'files (train-images-idx3-ubyte[.gz], ...)')
 
 
-def category_names() -> list[str]:
-    """``<digit>_<colour>`` for the 100 categories, id = index + 1 (digit-major)."""
-    return [f'{d}_{c}' for d in DIGITS for c in COLOURS]
+def category_names(fashion: bool = False) -> list[str]:
+    """``<digit>_<colour>`` for the 100 digit categories, then (``fashion``) ``<garment>_<colour>``
+    for 100 more; id = index + 1 (class-major)."""
+    classes = DIGITS + (GARMENTS if fashion else ())
+    return [f'{d}_{c}' for d in classes for c in COLOURS]
+
+
+def check_fashion_root(root: str | Path | None = None) -> Path:
+    """The Fashion-MNIST folder (default :data:`FASHION_ROOT`) if its four IDX files are there,
+    else :class:`MnistNotFoundError` saying how to get them (cheap: reads nothing)."""
+    from toy_mnist.data import IDX_FILES, MnistNotFoundError, find_idx
+    root = Path(root) if root is not None else FASHION_ROOT
+    try:
+        for stem in IDX_FILES.values():
+            find_idx(root, stem)
+    except MnistNotFoundError:
+        raise MnistNotFoundError(f'Fashion-MNIST not found in {root}: {FASHION_HOW_TO_GET}') \
+            from None
+    return root
+
+
+def load_fashion_mnist(root: str | Path | None = None) -> tuple:
+    """Fashion-MNIST's ``train_x, train_y, test_x, test_y`` from IDX files (default: the Debian
+    package's folder); :class:`MnistNotFoundError` saying how to get it when absent."""
+    from toy_mnist.data import load_mnist
+    return load_mnist(check_fashion_root(root))
 
 
 def lvis_group(image_count: int) -> str:
@@ -48,8 +80,13 @@ def target_image_counts(num_categories: int, max_images: int, min_images: float,
     return counts[np.argsort(rng.permutation(num_categories))]
 
 
-def _glyph_bank(images: np.ndarray, labels: np.ndarray) -> dict:
-    return {d: images[labels == d] for d in range(10)}
+def _glyph_bank(sources: list[tuple], split: int) -> dict:
+    """``{(source, class): [K, 28, 28] uint8}`` from each source's train (0) or test (1) split."""
+    bank = {}
+    for s, arrays in enumerate(sources):
+        images, labels = arrays[2 * split], arrays[2 * split + 1]
+        bank.update({(s, d): images[labels == d] for d in range(10)})
+    return bank
 
 
 def _render(rng, size, objects, bank, cat_meta, min_visible=0.35):
@@ -65,8 +102,8 @@ def _render(rng, size, objects, bank, cat_meta, min_visible=0.35):
             cv2.circle(canvas, tuple(map(int, p0)), int(rng.integers(3, 10)), (grey,) * 3, -1)
     masks, cats = [], []
     for cat in objects:
-        digit, colour = cat_meta[cat]
-        glyphs = bank[digit]
+        glyph_class, colour = cat_meta[cat]
+        glyphs = bank[glyph_class]
         glyph = glyphs[rng.integers(len(glyphs))]
         side = int(rng.integers(24, 49))
         g = cv2.resize(glyph, (side, side), interpolation=cv2.INTER_LINEAR).astype(np.float32)
@@ -97,6 +134,13 @@ def _render(rng, size, objects, bank, cat_meta, min_visible=0.35):
     return canvas.astype(np.uint8)[:, :, ::-1], instances  # BGR for cv2.imwrite
 
 
+def _definition(name: str) -> str:
+    thing, colour = name.rsplit('_', 1)
+    if thing in DIGITS:
+        return f'the digit {thing} in {colour}'
+    return f'a Fashion-MNIST {thing.replace("_", " ")} in {colour}'
+
+
 def _deal(rng, tokens: list, max_per_image: int) -> list[list]:
     """Shuffle category tokens and deal them into images of 1..max_per_image objects."""
     order = list(rng.permutation(tokens))
@@ -112,7 +156,8 @@ def make_lt_digits(out_dir: str | Path, seed: int = 0, max_images: int = 480,
                    min_images: float = 1.5, val_fraction: float = 0.12,
                    min_val_instances: int = 4, max_val_instances: int = 40,
                    image_size: int = 128, max_objects: int = 4, num_neg: int = 10,
-                   strict: bool = False, progress: bool = True) -> dict:
+                   strict: bool = False, progress: bool = True,
+                   fashion_root: str | Path | None = None) -> dict:
     """Generate LT-Digits under ``out_dir`` (``annotations/lvis_v1_{train,val}.json``,
     ``train2017/``, ``val2017/``; the LVIS v1 layout mmdet expects).
 
@@ -127,6 +172,8 @@ def make_lt_digits(out_dir: str | Path, seed: int = 0, max_images: int = 480,
         num_neg (int): verified-absent categories listed per val image (LVIS-style).
         strict (bool): list every absent category as negative instead.
         progress (bool): show progress bars.
+        fashion_root (str | Path, optional): also draw 100 Fashion-MNIST categories from the
+            IDX files in this folder (:data:`FASHION_ROOT` for the Debian package).
 
     Returns:
         dict: ``data_root``, ``train_ann``, ``val_ann``, ``classes`` and group counts.
@@ -134,16 +181,20 @@ def make_lt_digits(out_dir: str | Path, seed: int = 0, max_images: int = 480,
     from toy_mnist.data import load_mnist
     root = Path(out_dir)
     rng = np.random.default_rng(seed)
-    names = category_names()
-    cat_meta = [(i // 10, list(COLOURS.values())[i % 10]) for i in range(100)]
-    train_x, train_y, test_x, test_y = load_mnist()
-    counts = target_image_counts(100, max_images, min_images, rng)
+    sources = [load_mnist()]
+    if fashion_root is not None:
+        sources.append(load_fashion_mnist(fashion_root))
+    names = category_names(fashion=len(sources) == 2)
+    num_cats = len(names)
+    cat_meta = [((i // 100, i // 10 % 10), list(COLOURS.values())[i % 10])
+                for i in range(num_cats)]
+    counts = target_image_counts(num_cats, max_images, min_images, rng)
     val_counts = np.clip(np.round(counts * val_fraction), min_val_instances, max_val_instances)
     splits = {}
     ann_id = 1
-    for split, per_cat, bank in (('train', counts, _glyph_bank(train_x, train_y)),
-                                 ('val', val_counts.astype(int), _glyph_bank(test_x, test_y))):
-        tokens = [c for c in range(100) for _ in range(int(per_cat[c]))]
+    for split, per_cat, bank in (('train', counts, _glyph_bank(sources, 0)),
+                                 ('val', val_counts.astype(int), _glyph_bank(sources, 1))):
+        tokens = [c for c in range(num_cats) for _ in range(int(per_cat[c]))]
         layout = _deal(rng, tokens, max_objects)
         img_dir = root / f'{split}2017'
         img_dir.mkdir(parents=True, exist_ok=True)
@@ -155,7 +206,7 @@ def make_lt_digits(out_dir: str | Path, seed: int = 0, max_images: int = 480,
             name = f'{img_id:012d}.png'
             cv2.imwrite(str(img_dir / name), img)
             present = sorted({i['category'] + 1 for i in instances})
-            absent = sorted(set(range(1, 101)) - set(present))
+            absent = sorted(set(range(1, num_cats + 1)) - set(present))
             if split == 'val' and not strict:
                 absent = sorted(rng.choice(absent, min(num_neg, len(absent)), replace=False)
                                 .tolist())
@@ -172,14 +223,14 @@ def make_lt_digits(out_dir: str | Path, seed: int = 0, max_images: int = 480,
         splits[split] = dict(images=images, annotations=anns)
 
     train_anns = splits['train']['annotations']
-    img_count = np.zeros(100, int)
-    inst_count = np.zeros(100, int)
+    img_count = np.zeros(num_cats, int)
+    inst_count = np.zeros(num_cats, int)
     for cid, img in {(a['category_id'], a['image_id']) for a in train_anns}:
         img_count[cid - 1] += 1
     for a in train_anns:
         inst_count[a['category_id'] - 1] += 1
     categories = [{'id': i + 1, 'name': n, 'synset': f'{n}.n.01', 'synonyms': [n],
-                   'def': f'the digit {n.split("_")[0]} in {n.split("_")[1]}',
+                   'def': _definition(n),
                    'frequency': lvis_group(int(img_count[i])), 'image_count': int(img_count[i]),
                    'instance_count': int(inst_count[i])} for i, n in enumerate(names)]
     (root / 'annotations').mkdir(parents=True, exist_ok=True)
@@ -187,7 +238,8 @@ def make_lt_digits(out_dir: str | Path, seed: int = 0, max_images: int = 480,
     for split, data in splits.items():
         path = root / 'annotations' / f'lvis_v1_{split}.json'
         info = dict(description='LT-Digits: generated long-tail benchmark (c2am)', seed=seed,
-                    negatives='strict' if strict else f'{num_neg} sampled per image')
+                    negatives='strict' if strict else f'{num_neg} sampled per image',
+                    sources=['mnist', 'fashion-mnist'][:len(sources)])
         path.write_text(json.dumps(dict(info=info, licenses=[], categories=categories, **data)))
         out[f'{split}_ann'] = str(path)
     out['groups'] = {g: sum(c['frequency'] == g for c in categories) for g in 'rcf'}

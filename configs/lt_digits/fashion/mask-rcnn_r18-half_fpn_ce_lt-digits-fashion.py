@@ -1,0 +1,20 @@
+# LT-Digits with Fashion-MNIST (200 categories: 10 digits and 10 garments x 10 tints;
+# `python tools/make_lt_dataset.py --fashion`): the LT-Digits CE config with the data and the
+# class count changed. Its C2AM twin beside it changes only the box classifier and its loss.
+_base_ = '../mask-rcnn_r18-half_fpn_ce_lt-digits.py'
+data_root = 'data/lt_digits_fashion/'
+classes = tuple(f'{d}_{c}'
+                for d in ('zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight',
+                          'nine', 'tshirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal',
+                          'shirt', 'sneaker', 'bag', 'ankle_boot')
+                for c in ('red', 'green', 'blue', 'yellow', 'magenta', 'cyan', 'orange',
+                          'purple', 'white', 'pink'))
+num_classes = 200
+
+model = dict(roi_head=dict(bbox_head=dict(num_classes=num_classes),
+                           mask_head=dict(num_classes=num_classes)))
+train_dataloader = dict(dataset=dict(data_root=data_root, metainfo=dict(classes=classes)))
+val_dataloader = dict(dataset=dict(data_root=data_root, metainfo=dict(classes=classes)))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/lvis_v1_val.json')
+test_evaluator = val_evaluator
