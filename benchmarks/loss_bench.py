@@ -9,9 +9,9 @@ Variants, all on features [N, D=1024] and classifier [C=1204, D]:
   naive_c2am     straightforward eager Eq. 6-7 (acos, cos(theta + m), cross-entropy)
   naive_compile  the same under torch.compile (CUDA only)
   c2am_reference this project, implementation='reference'
-  c2am_fused     this project, implementation='fused' (memory-lean; compiled where enabled)
-  c2am           this project's default ('auto': fused+compiled on CUDA, reference on CPU unless
-                 C2AM_COMPILE=1)
+  c2am_fused     this project, implementation='fused' (keeps one [N, C] tensor for backward;
+                 compiled on CUDA or with C2AM_COMPILE=1, else eager row blocks)
+  c2am           this project's default ('auto', which is 'fused')
 Timing: median of interleaved repeats (every variant once per round), after warm-up; CUDA
 times from synchronised wall clock; peak memory = max allocated during one fwd+bwd minus what
 was allocated before (CUDA only); saved = bytes of the distinct tensors autograd keeps from
