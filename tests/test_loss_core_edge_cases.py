@@ -102,6 +102,21 @@ def test_bad_labels_raise_value_error(labels, match):
         c2am_loss(x, w, labels)
 
 
+@pytest.mark.parametrize('implementation', ['reference', 'fused'])
+@pytest.mark.parametrize('dtype', [torch.int32, torch.int16, torch.uint8])
+def test_any_integer_label_dtype_gives_the_int64_result(dtype, implementation):
+    # N == C: uint8 labels used as an index would be read as a boolean mask
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g)
+    y = torch.tensor([2, 0, 1])
+    want = _finite_loss_and_grads(x, w, y, implementation=implementation)
+    got = _finite_loss_and_grads(x, w, y.to(dtype), implementation=implementation)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(c2am_margins(w.norm(dim=1), y.to(dtype), 0.5),
+                               c2am_margins(w.norm(dim=1), y, 0.5))
+
+
 def test_shape_and_argument_errors():
     with pytest.raises(ValueError, match='same D'):
         c2am_loss(torch.randn(2, 4), torch.randn(3, 5), torch.tensor([0, 1]))

@@ -41,7 +41,10 @@ def _math_dtype(t: torch.Tensor) -> torch.dtype:
     return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 
-def _check_labels(labels: torch.Tensor, num_samples: int | None, num_classes: int) -> None:
+def _check_labels(labels: torch.Tensor, num_samples: int | None,
+                  num_classes: int) -> torch.Tensor:
+    """Validate integer labels and return them as int64 (indexing with uint8 would read them
+    as a mask; gather / cross_entropy need int64)."""
     if not isinstance(labels, torch.Tensor):
         raise ValueError(f'labels must be a torch.Tensor, got {type(labels).__name__}')
     if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
@@ -54,6 +57,7 @@ def _check_labels(labels: torch.Tensor, num_samples: int | None, num_classes: in
     if labels.numel() and bool(((labels < 0) | (labels >= num_classes)).any()):
         bad = labels[(labels < 0) | (labels >= num_classes)][0].item()
         raise ValueError(f'labels must lie in [0, {num_classes - 1}], found {bad}')
+    return labels.long()
 
 
 def _check_choice(name: str, value: str, choices: tuple) -> None:
@@ -115,7 +119,7 @@ def c2am_margins(weight_norm: torch.Tensor,
     """
     if weight_norm.dim() != 1:
         raise ValueError(f'weight_norm must have shape [C], got {list(weight_norm.shape)}')
-    _check_labels(labels, None, weight_norm.shape[0])
+    labels = _check_labels(labels, None, weight_norm.shape[0])
     return _adaptive_margins(weight_norm, labels, alpha, exclude_class)
 
 
@@ -172,12 +176,13 @@ def angular_margin_cos(cos: torch.Tensor, margins: torch.Tensor) -> torch.Tensor
     return torch.where(margins > 0, shifted, cos)
 
 
-def _validate_cosine_inputs(cos, weight_norm, labels, margin, fixed_margin) -> None:
+def _validate_cosine_inputs(cos, weight_norm, labels, margin, fixed_margin) -> torch.Tensor:
+    """Validate the loss inputs; returns the labels as int64."""
     _check_choice('margin', margin, MARGIN_TYPES)
     if cos.dim() != 2:
         raise ValueError(f'cos must have shape [N, C], got {list(cos.shape)}')
     num_samples, num_classes = cos.shape
-    _check_labels(labels, num_samples, num_classes)
+    labels = _check_labels(labels, num_samples, num_classes)
     if margin == 'adaptive':
         if weight_norm is None:
             raise ValueError("margin='adaptive' needs weight_norm, the [C] classifier norms")
@@ -186,6 +191,7 @@ def _validate_cosine_inputs(cos, weight_norm, labels, margin, fixed_margin) -> N
                              f'got {list(weight_norm.shape)}')
     if margin == 'fixed' and not 0.0 <= fixed_margin <= math.pi:
         raise ValueError(f'fixed_margin must lie in [0, pi], got {fixed_margin}')
+    return labels
 
 
 def c2am_logits_from_cosine(cos: torch.Tensor,
@@ -213,7 +219,7 @@ def c2am_logits_from_cosine(cos: torch.Tensor,
     Returns:
         Tensor: ``[N, C]`` logits in the math dtype (float32, or float64 for float64 input).
     """
-    _validate_cosine_inputs(cos, weight_norm, labels, margin, fixed_margin)
+    labels = _validate_cosine_inputs(cos, weight_norm, labels, margin, fixed_margin)
     num_classes = cos.shape[1]
     dtype = _math_dtype(cos)
     with torch.autocast(device_type=cos.device.type, enabled=False):
@@ -326,11 +332,11 @@ def c2am_loss_from_cosine(cos: torch.Tensor,
         if logits.shape[0] == 0:
             # cross_entropy's mean over nothing is NaN; keep the graph with an exact zero.
             return logits.sum(dim=1) if reduction == 'none' else logits.sum() * 0.0
-        loss = F.cross_entropy(logits, labels, reduction='none')
+        loss = F.cross_entropy(logits, labels.long(), reduction='none')
         return weighted_reduce(loss, sample_weight, reduction, avg_factor)
 
     from .fused import c2am_cross_entropy
-    _validate_cosine_inputs(cos, weight_norm, labels, margin, fixed_margin)
+    labels = _validate_cosine_inputs(cos, weight_norm, labels, margin, fixed_margin)
     with torch.autocast(device_type=cos.device.type, enabled=False):
         cos = cos.to(_math_dtype(cos))
         if cos.shape[0] == 0:
