@@ -136,3 +136,14 @@ def test_compile_switch_is_validated(monkeypatch):
         compile_enabled(torch.device('cpu'))
     monkeypatch.setenv('C2AM_COMPILE', 'auto')
     assert not compile_enabled(torch.device('cpu'))
+
+
+def test_double_backward_raises_on_fused_and_works_on_reference():
+    _, w, y, _ = _data(torch.float64, zero_row=False)
+    xr = torch.randn(len(y), w.shape[1], dtype=torch.float64, requires_grad=True)
+    with pytest.raises(RuntimeError, match='no double backward'):  # not a silently wrong one
+        torch.autograd.grad(c2am_loss(xr, w, y, implementation='fused'), xr, create_graph=True)
+    (gx,) = torch.autograd.grad(c2am_loss(xr, w, y, implementation='reference'), xr,
+                                create_graph=True)
+    gx.sum().backward()
+    assert torch.isfinite(xr.grad).all() and xr.grad.abs().sum() > 0

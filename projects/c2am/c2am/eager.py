@@ -188,6 +188,14 @@ def c2am_cross_entropy_eager(cos, log_norm, labels, scale: float, alpha: float, 
     return loss, (out, factor) if need_grad else None
 
 
+def check_first_order() -> None:
+    """Raise in a backward run with ``create_graph=True``: these functions return d loss / d cos
+    from saved tensors, so a second derivative through them would silently miss terms."""
+    if torch.is_grad_enabled():
+        raise RuntimeError("C2AM implementation='fused' has no double backward "
+                           "(create_graph=True); use implementation='reference'")
+
+
 class C2AMCrossEntropyEager(torch.autograd.Function):
     """Autograd wrapper: saves only ``d loss / d cos`` (up to a per-sample factor); backward
     scales it by the factor times the incoming per-sample gradient."""
@@ -201,6 +209,7 @@ class C2AMCrossEntropyEager(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_loss):
+        check_first_order()
         grad, factor = ctx.saved_tensors
         return (grad * (grad_loss * factor).unsqueeze(1), None, None, None, None, None, None,
                 None)

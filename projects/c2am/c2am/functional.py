@@ -318,7 +318,8 @@ def c2am_loss_from_cosine(cos: torch.Tensor,
         implementation (str): ``'fused'`` (custom autograd function that keeps one
             ``[N, C]`` tensor for backward, see ``fused.py``; compiled on CUDA or with
             ``C2AM_COMPILE=1``, else eager), ``'reference'`` (logits + ``F.cross_entropy``,
-            plain autograd) or ``'auto'`` (default, = ``'fused'``). All give the same numbers.
+            plain autograd) or ``'auto'`` (default, = ``'fused'``). All give the same numbers;
+            only ``'reference'`` supports double backward (``'fused'`` raises).
 
     Returns:
         Tensor: the loss, float32 (float64 for float64 input). For ``N = 0`` a zero that

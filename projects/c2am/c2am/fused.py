@@ -23,7 +23,7 @@ import warnings
 
 import torch
 
-from .eager import C2AMCrossEntropyEager
+from .eager import C2AMCrossEntropyEager, check_first_order
 from .functional import COS_EPS, NORM_EPS
 
 
@@ -140,6 +140,7 @@ class _C2AMCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_loss):
+        check_first_order()
         cos, log_norm, labels, lse = ctx.saved_tensors
         grad_cos = _run(1, cos.device, grad_loss.contiguous(), cos, log_norm, labels, lse,
                         *ctx.args)
