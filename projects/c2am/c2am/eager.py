@@ -69,9 +69,7 @@ class _ScaledMargins:
             sin_r = (self.root * self.half_row.sin()).unsqueeze(1)
             cos_r = (self.root * self.half_row.cos()).unsqueeze(1)
             sin_c, cos_c = half.sin().unsqueeze(0), half.cos().unsqueeze(0)
-            # sin(d/2) = sin_i cos_j - cos_i sin_j,  cos(d/2) = cos_i cos_j + sin_i sin_j
-            self.sin_factors = (sin_r, cos_c, cos_r, sin_c)
-            self.cos_factors = (cos_r, cos_c, sin_r, sin_c)
+            self.factors = (sin_r, cos_r, sin_c, cos_c)
 
     def _half_angle(self, rows: slice, like: torch.Tensor):
         """``r sin(m/2)`` ``[B, C]`` before masking, and ``r cos(m/2)`` (tensor or float)."""
@@ -81,12 +79,12 @@ class _ScaledMargins:
             half_m = self.half_row[rows].unsqueeze(1) - self.half_col.unsqueeze(0)
             half_m.clamp_(0.0, math.pi / 2)
             return torch.sin(half_m).mul_(self.root), half_m.cos_().mul_(self.root)
-        sin_r, cos_c, cos_r, sin_c = self.sin_factors
+        sin_r, cos_r, sin_c, cos_c = self.factors
+        sin_r, cos_r = sin_r[rows], cos_r[rows]
+        # sin(d/2) = sin_i cos_j - cos_i sin_j,  cos(d/2) = cos_i cos_j + sin_i sin_j;
         # relu(sin(d/2)) = sin(m/2) as |d| < pi
-        half_sin = torch.mul(sin_r[rows], cos_c).addcmul_(cos_r[rows], sin_c, value=-1.0)
-        cos_r, cos_c, sin_r, sin_c = self.cos_factors
-        return half_sin.clamp_min_(0.0), torch.mul(cos_r[rows], cos_c).addcmul_(sin_r[rows],
-                                                                                 sin_c)
+        half_sin = torch.mul(sin_r, cos_c).addcmul_(cos_r, sin_c, value=-1.0).clamp_min_(0.0)
+        return half_sin, torch.mul(cos_r, cos_c).addcmul_(sin_r, sin_c)
 
     def rows(self, rows: slice, like: torch.Tensor):
         """``(s cos m, s sin m)`` for ``rows``, each ``[B, C]``; ``None`` without margins."""

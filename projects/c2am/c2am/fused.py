@@ -99,8 +99,7 @@ def compile_enabled(device: torch.device) -> bool:
 
 
 def _kernels(device: torch.device):
-    if not compile_enabled(device):
-        return _forward_math, _backward_math
+    """The compiled (forward, backward) kernels for ``device``, compiled once per process."""
     if device.type not in _COMPILED:
         try:
             _COMPILED[device.type] = (torch.compile(_forward_math, dynamic=True),
