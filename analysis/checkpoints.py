@@ -25,7 +25,7 @@ def _torch_load(path: Path):
         return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as first:
         try:
-            import projects.c2am.mmdet_plugin.compat  # noqa: F401
+            import projects.c2am.compat  # noqa: F401
         except ImportError:
             raise AnalysisError(f'{path}: needs types outside the safe allow-list '
                                 f'({str(first).splitlines()[0][:120]})') from None

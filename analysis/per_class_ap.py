@@ -100,7 +100,7 @@ def per_class_ap(ann_file: str | Path, results: dict, max_dets: int = 300,
     """
     from lvis import LVIS, LVISEval, LVISResults
 
-    from projects.c2am.mmdet_plugin import compat  # lvis' np.float  # noqa: F401
+    from projects.c2am import compat  # lvis' np.float  # noqa: F401
     cats = cats or load_categories(ann_file)  # the caller's, if it parsed the file already
     gt = LVIS(str(ann_file))
     per_cat = {cid: dict(name=n, frequency=str(f))

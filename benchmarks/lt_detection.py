@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from projects.c2am.experiments import (  # noqa: E402
+from lt_digits.experiments import (  # noqa: E402
     LT_CONFIGS,
     TrainJob,
     ensure_lt_digits,
@@ -43,7 +43,7 @@ def norm_stats(work_dir: Path, train_ann: Path) -> dict:
 
     from analysis.checkpoints import load_checkpoint, select_classifiers
     from analysis.frequency import load_categories
-    from projects.c2am.experiments import checkpoint_of
+    from lt_digits.experiments import checkpoint_of
     state, _ = load_checkpoint(checkpoint_of(work_dir))
     cats = load_categories(train_ann)
     (w,) = select_classifiers(state, num_classes=len(cats['ids'])).values()

@@ -3,7 +3,7 @@
     python benchmarks/train_step_bench.py [--rois 512] [--repeats 20] [--json out.json]
 
 Both detectors come from the real LVIS v1 configs (configs/mask_rcnn/*_ce_* and *_c2am_*),
-shrunk by projects/c2am/cpu_smoke.py (1203 classes kept), with ``--rois`` sampled RoIs per
+shrunk by projects/c2am/testing/cpu_smoke.py (1203 classes kept), with ``--rois`` sampled RoIs per
 image (the paper's 512 by default) on a batch of 2 generated LVIS-format images. Steps are
 interleaved (CE, C2AM, CE, ...) and the median time of each is reported with their ratio.
 
@@ -43,7 +43,7 @@ def build(name: str, data_root: str, rois: int):
     from mmengine.dataset import pseudo_collate
     from mmengine.optim import build_optim_wrapper
 
-    from projects.c2am.cpu_smoke import cpu_smoke_config
+    from projects.c2am.testing import cpu_smoke_config
     cfg = Config.fromfile(str(CONFIGS[name]))
     if 'custom_imports' in cfg:
         import projects.c2am.mmdet_plugin  # noqa: F401
@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     from mmdet.utils import register_all_modules
     register_all_modules()
-    from projects.c2am.data import make_synthetic_lvis
+    from projects.c2am.testing import make_synthetic_lvis
     data_root = make_synthetic_lvis(tempfile.mkdtemp(), num_train=4, num_val=1)['data_root']
     runs = {name: build(name, data_root, args.rois) for name in CONFIGS}
     same_weights(runs['ce'][0], runs['c2am'][0])

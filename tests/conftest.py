@@ -16,7 +16,7 @@ DETECTOR_CONFIGS = {
 
 @pytest.fixture(scope='session')
 def synthetic_lvis(tmp_path_factory):
-    from projects.c2am.data import make_synthetic_lvis
+    from projects.c2am.testing import make_synthetic_lvis
     return make_synthetic_lvis(tmp_path_factory.mktemp('lvis'), num_train=6, num_val=3)
 
 
@@ -26,7 +26,7 @@ def detector_checkpoints(synthetic_lvis, tmp_path_factory):
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from projects.c2am.cpu_smoke import cpu_smoke_config
+    from projects.c2am.testing import cpu_smoke_config
     out = {}
     for name, cfg_path in DETECTOR_CONFIGS.items():
         work_dir = tmp_path_factory.mktemp(f'det_{name}')

@@ -25,7 +25,7 @@ def _record(stem):
 
 
 def _state_dict(ckpt):
-    import projects.c2am.mmdet_plugin.compat  # noqa: F401
+    import projects.c2am.compat  # noqa: F401
     return torch.load(ckpt, weights_only=True)['state_dict']
 
 

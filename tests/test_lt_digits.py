@@ -8,8 +8,8 @@ import pytest
 from mmengine.config import Config
 from pycocotools import mask as mask_utils
 
-from projects.c2am.data import make_lt_digits
-from projects.c2am.data.lt_digits import category_names, lvis_group, target_image_counts
+from lt_digits import make_lt_digits
+from lt_digits.generate import category_names, lvis_group, target_image_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(max_images=150, min_images=1.5, progress=False)
@@ -156,7 +156,7 @@ def test_fashion_missing_is_one_clear_error(tmp_path):
     keep = tmp_path / 'existing'
     keep.mkdir()
     (keep / 'mine.txt').write_text('user data')
-    run = subprocess.run([sys.executable, str(ROOT / 'tools' / 'make_lt_dataset.py'),
+    run = subprocess.run([sys.executable, str(ROOT / 'lt_digits' / 'make_dataset.py'),
                           '--fashion', str(tmp_path / 'nowhere'), '--out', str(keep),
                           '--force'], capture_output=True, text=True)
     assert run.returncode == 2

@@ -112,7 +112,7 @@ def test_compat_fixes():
     assert np.float is float  # lvis 0.5.3's np.float
     from mmengine.logging.history_buffer import HistoryBuffer
 
-    from projects.c2am.mmdet_plugin.compat import _history_buffer_getattr
+    from projects.c2am.compat import _history_buffer_getattr
     assert _history_buffer_getattr(HistoryBuffer, 'mean') is HistoryBuffer.mean
     with pytest.raises(ValueError, match='only'):
         _history_buffer_getattr(HistoryBuffer, '__init__')

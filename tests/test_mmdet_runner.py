@@ -8,8 +8,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from projects.c2am.cpu_smoke import cpu_smoke_config
-from projects.c2am.data import make_synthetic_lvis
+from projects.c2am.testing import cpu_smoke_config, make_synthetic_lvis
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
-from projects.c2am.cpu_smoke import cpu_smoke_config
+from projects.c2am.testing import cpu_smoke_config
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow

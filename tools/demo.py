@@ -24,7 +24,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
-from projects.c2am.experiments import (  # noqa: E402
+from lt_digits.experiments import (  # noqa: E402
     LT_CONFIGS,
     TrainJob,
     checkpoint_of,

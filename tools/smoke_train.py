@@ -1,6 +1,6 @@
 """Smoke run of C2AM: the loss on a tiny example, then 2 Mask R-CNN training iterations.
 
-Runs the real LVIS v1 C2AM config, shrunk for a CPU (projects/c2am/cpu_smoke.py), on a
+Runs the real LVIS v1 C2AM config, shrunk for a CPU (projects/c2am/testing/cpu_smoke.py), on a
 generated LVIS-format dataset, through mmengine's Runner, and prints the losses.
 
     python tools/smoke_train.py [--config CFG] [--iters 2] [--work-dir DIR]
@@ -45,8 +45,7 @@ def smoke_train(config: Path, iters: int, work_dir: Path) -> None:
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from projects.c2am.cpu_smoke import cpu_smoke_config
-    from projects.c2am.data import make_synthetic_lvis
+    from projects.c2am.testing import cpu_smoke_config, make_synthetic_lvis
 
     print(f'\n== {iters} training iterations of {config.name} (CPU-sized) on generated '
           f'LVIS-format data -> {work_dir}')

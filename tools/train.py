@@ -19,7 +19,7 @@ if str(ROOT) not in sys.path:  # configs import projects.* through custom_import
     sys.path.insert(0, str(ROOT))
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
-from projects.c2am.mmdet_plugin import compat  # noqa: E402  (first: stack fixes)
+from projects.c2am import compat  # noqa: E402  (first: stack fixes)
 
 
 def parse_args(argv=None):

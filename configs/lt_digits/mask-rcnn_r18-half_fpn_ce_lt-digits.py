@@ -1,4 +1,4 @@
-# LT-Digits (generated long-tail benchmark, 100 categories; tools/make_lt_dataset.py): a CPU-sized
+# LT-Digits (generated long-tail benchmark, 100 categories; lt_digits/make_dataset.py): a CPU-sized
 # Mask R-CNN with plain cross-entropy. The cosine / Seesaw / C2AM configs beside this one change
 # ONLY the box classifier and its loss, so the comparison is fair.
 # Model: ResNet-18 at half width from scratch (BN training), FPN/RPN/RoI width 64, anchors of

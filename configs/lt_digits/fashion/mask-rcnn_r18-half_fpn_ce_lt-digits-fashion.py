@@ -1,5 +1,5 @@
 # LT-Digits with Fashion-MNIST (200 categories: 10 digits and 10 garments x 10 tints;
-# `python tools/make_lt_dataset.py --fashion`): the LT-Digits CE config with the data and the
+# `python lt_digits/make_dataset.py --fashion`): the LT-Digits CE config with the data and the
 # class count changed. Its C2AM twin beside it changes only the box classifier and its loss.
 _base_ = '../mask-rcnn_r18-half_fpn_ce_lt-digits.py'
 data_root = 'data/lt_digits_fashion/'

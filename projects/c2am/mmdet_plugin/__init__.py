@@ -4,7 +4,7 @@ Use from a config::
 
     custom_imports = dict(imports=['projects.c2am.mmdet_plugin'], allow_failed_imports=False)
 """
-from . import compat  # noqa: F401  (first: fixes for the pinned stack)
+from .. import compat  # noqa: F401  (first: fixes for the pinned stack)
 from .c2am_bbox_head import C2AMBBoxHead
 
 __all__ = ['C2AMBBoxHead']

@@ -1,6 +1,6 @@
-"""Generate LT-Digits, the long-tail LVIS-format benchmark (see projects/c2am/data/lt_digits.py).
+"""Generate LT-Digits, the long-tail LVIS-format benchmark (see lt_digits/generate.py).
 
-    python tools/make_lt_dataset.py [--out data/lt_digits] [--seed 0] [--max-images 480]
+    python lt_digits/make_dataset.py [--out data/lt_digits] [--seed 0] [--max-images 480]
         [--min-images 1.5] [--strict-negatives] [--fashion [DIR]] [--force]
 
 --fashion adds 100 Fashion-MNIST categories (200 in all; default out data/lt_digits_fashion),
@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from projects.c2am.data import make_lt_digits  # noqa: E402
-from projects.c2am.data.lt_digits import FASHION_ROOT, check_fashion_root  # noqa: E402
-from toy_mnist.data import MnistNotFoundError  # noqa: E402
+from lt_digits import make_lt_digits  # noqa: E402
+from lt_digits.generate import FASHION_ROOT, check_fashion_root  # noqa: E402
+from projects.c2am.data.mnist import MnistNotFoundError  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 LT_CONFIGS = {
     'ce': 'configs/lt_digits/mask-rcnn_r18-half_fpn_ce_lt-digits.py',
     'cosine': 'configs/lt_digits/mask-rcnn_r18-half_fpn_cosine_lt-digits.py',
@@ -28,7 +28,7 @@ ITER_RE = re.compile(r'Iter\(train\) \[\s*(\d+)/(\d+)\]')
 
 def ensure_lt_digits(data_root: Path, seed: int = 0) -> dict:
     """Generate LT-Digits into ``data_root`` unless a dataset of the same seed is there."""
-    from projects.c2am.data import make_lt_digits
+    from lt_digits import make_lt_digits
     train = data_root / 'annotations' / 'lvis_v1_train.json'
     if train.is_file():
         info = json.loads(train.read_text()).get('info', {})

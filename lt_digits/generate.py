@@ -49,7 +49,7 @@ def category_names(fashion: bool = False) -> list[str]:
 def check_fashion_root(root: str | Path | None = None) -> Path:
     """The Fashion-MNIST folder (default :data:`FASHION_ROOT`) if its four IDX files are there,
     else :class:`MnistNotFoundError` saying how to get them (cheap: reads nothing)."""
-    from toy_mnist.data import IDX_FILES, MnistNotFoundError, find_idx
+    from projects.c2am.data.mnist import IDX_FILES, MnistNotFoundError, find_idx
     root = Path(root) if root is not None else FASHION_ROOT
     try:
         for stem in IDX_FILES.values():
@@ -63,7 +63,7 @@ def check_fashion_root(root: str | Path | None = None) -> Path:
 def load_fashion_mnist(root: str | Path | None = None) -> tuple:
     """Fashion-MNIST's ``train_x, train_y, test_x, test_y`` from IDX files (default: the Debian
     package's folder); :class:`MnistNotFoundError` saying how to get it when absent."""
-    from toy_mnist.data import load_mnist
+    from projects.c2am.data.mnist import load_mnist
     return load_mnist(check_fashion_root(root))
 
 
@@ -178,7 +178,7 @@ def make_lt_digits(out_dir: str | Path, seed: int = 0, max_images: int = 480,
     Returns:
         dict: ``data_root``, ``train_ann``, ``val_ann``, ``classes`` and group counts.
     """
-    from toy_mnist.data import load_mnist
+    from projects.c2am.data.mnist import load_mnist
     root = Path(out_dir)
     rng = np.random.default_rng(seed)
     sources = [load_mnist()]
@@ -225,7 +225,7 @@ def make_lt_digits(out_dir: str | Path, seed: int = 0, max_images: int = 480,
     train_anns = splits['train']['annotations']
     img_count = np.zeros(num_cats, int)
     inst_count = np.zeros(num_cats, int)
-    for cid, img in {(a['category_id'], a['image_id']) for a in train_anns}:
+    for cid, _img in {(a['category_id'], a['image_id']) for a in train_anns}:
         img_count[cid - 1] += 1
     for a in train_anns:
         inst_count[a['category_id'] - 1] += 1

@@ -1,7 +1,8 @@
 """Fixes for the pinned OpenMMLab stack on current numpy / torch, in ONE place.
 
 Imported first by :mod:`projects.c2am.mmdet_plugin` (so by every config through
-``custom_imports``) and by ``tools/train.py`` / ``tools/test.py``. Each fix is idempotent.
+``custom_imports``) and by ``tools/train.py`` / ``tools/test.py``; the analysis scripts use it
+without mmdet. Each fix is idempotent.
 See README "Environment" for the failures these address.
 """
 from __future__ import annotations
@@ -42,7 +43,7 @@ def mmengine_checkpoint_safe_globals() -> list:
             (_history_buffer_getattr, 'builtins.getattr')]
 
 
-def _allow_mmengine_checkpoints() -> None:
+def allow_mmengine_checkpoints() -> None:
     # Fix 2: torch >= 2.6 loads with weights_only=True by default and mmengine 0.10.7 calls
     # torch.load without weights_only, so load_from / --resume / test.py fail with
     # "Weights only load failed ... HistoryBuffer". Instead of turning the safe unpickler off
@@ -88,7 +89,7 @@ def setup_cpu_distributed(cfg) -> bool:
 def apply() -> None:
     """Apply every fix (idempotent)."""
     _patch_numpy_float()
-    _allow_mmengine_checkpoints()
+    allow_mmengine_checkpoints()
 
 
 apply()
