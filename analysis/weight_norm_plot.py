@@ -95,7 +95,7 @@ def summarise(norms: np.ndarray, info: dict, ap: dict | None, alpha: float) -> d
     if info['counts'] is not None:
         out['spearman_norm_frequency'] = float(spearmanr(norms, info['counts'])[0])
     margins = c2am_margins(torch.as_tensor(norms, dtype=torch.float64),
-                           torch.as_tensor(head), alpha)[:, torch.as_tensor(tail)]
+                           torch.as_tensor(head), alpha=alpha)[:, torch.as_tensor(tail)]
     out['implied_margin_head_to_tail'] = dict(alpha=alpha, mean=float(margins.mean()),
                                               max=float(margins.max()),
                                               mean_degrees=float(np.degrees(float(margins.mean()))))

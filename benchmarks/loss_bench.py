@@ -36,9 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from projects.c2am.c2am import c2am_loss  # noqa: E402
+from projects.c2am.c2am import ALPHA, SCALE, c2am_loss  # noqa: E402
 
-S, ALPHA, D, C = 30.0, 0.5, 1024, 1204
+S, D, C = SCALE, 1024, 1204
 
 
 def linear_ce(x, w, b, y):

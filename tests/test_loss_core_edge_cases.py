@@ -39,7 +39,7 @@ def test_zero_norm_features_and_weights():
     x = torch.tensor([[0.0, 0.0], [1.0, 1.0], [1.0, -1.0]])
     y = torch.tensor([0, 1, 2])
     _finite_loss_and_grads(x, w, y)
-    m = c2am_margins(w.norm(dim=1), y, 0.5)
+    m = c2am_margins(w.norm(dim=1), y, alpha=0.5)
     assert torch.isfinite(m).all() and m.max() <= math.pi
 
 
@@ -113,8 +113,8 @@ def test_any_integer_label_dtype_gives_the_int64_result(dtype, implementation):
     got = _finite_loss_and_grads(x, w, y.to(dtype), implementation=implementation)
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b)
-    torch.testing.assert_close(c2am_margins(w.norm(dim=1), y.to(dtype), 0.5),
-                               c2am_margins(w.norm(dim=1), y, 0.5))
+    torch.testing.assert_close(c2am_margins(w.norm(dim=1), y.to(dtype), alpha=0.5),
+                               c2am_margins(w.norm(dim=1), y, alpha=0.5))
 
 
 def test_shape_and_argument_errors():

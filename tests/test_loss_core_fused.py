@@ -75,12 +75,13 @@ def test_eager_row_blocks_equal_one_block(monkeypatch, case):
 def test_eager_paths_are_taken():
     """The test data reach every branch of the CPU path: rank-2 margins, margins capped at
     pi (evaluated directly), theta + m > pi, cosines at the clamp bounds."""
+    from projects.c2am.c2am import cosine_similarity_matrix
     from projects.c2am.c2am.eager import _ScaledMargins
-    from projects.c2am.c2am.functional import cosine_similarity_matrix
     x, w, y, _ = _data(torch.float64, zero_row=False)
-    log_norm = w.norm(dim=1).clamp_min(1e-12).log()
-    assert not _ScaledMargins(log_norm, y, 30.0, 0.5, 0.0, 1, -1).direct
-    capped = _ScaledMargins(log_norm, y, 30.0, 3.0, 0.0, 1, -1)
+    from projects.c2am.c2am import MarginSpec
+    norms = w.norm(dim=1)
+    assert not _ScaledMargins(norms, y, scale=30.0, spec=MarginSpec(alpha=0.5)).direct
+    capped = _ScaledMargins(norms, y, scale=30.0, spec=MarginSpec(alpha=3.0))
     assert capped.direct and capped.largest == pytest.approx(math.pi)
     cos = cosine_similarity_matrix(x, w)
     assert float(cos.max()) > 1 - 1e-12 and float(cos.min()) < -1 + 1e-12
@@ -117,7 +118,7 @@ def test_fused_bf16_autocast_and_module():
 @pytest.mark.slow
 def test_compiled_kernels_equal_reference(monkeypatch):
     """The torch.compile'd kernels (CUDA's default path) give the reference numbers; on CPU."""
-    from projects.c2am.c2am import fused
+    from projects.c2am.c2am import compiled as fused
     monkeypatch.setenv('C2AM_COMPILE', '1')
     monkeypatch.setattr(fused, '_COMPILED', {})
     for n, case in ((40, dict(alpha=0.5)), (23, dict(alpha=3.0, exclude_class=-1))):
@@ -130,7 +131,7 @@ def test_compiled_kernels_equal_reference(monkeypatch):
 
 
 def test_compile_switch_is_validated(monkeypatch):
-    from projects.c2am.c2am.fused import compile_enabled
+    from projects.c2am.c2am.compiled import compile_enabled
     monkeypatch.setenv('C2AM_COMPILE', 'yes')
     with pytest.raises(ValueError, match='C2AM_COMPILE'):
         compile_enabled(torch.device('cpu'))

@@ -54,7 +54,7 @@ def test_no_gradient_through_margins():
     c2am_loss(x, w, y, alpha=0.5).backward()
     got = w.grad.clone()
     # Same loss with the margins frozen as constants computed beforehand.
-    margins = c2am_margins(w.detach().norm(dim=1), y, 0.5)
+    margins = c2am_margins(w.detach().norm(dim=1), y, alpha=0.5)
     w2 = w.detach().clone().requires_grad_()
     cos = torch.nn.functional.normalize(x.detach(), dim=1) @ \
         torch.nn.functional.normalize(w2, dim=1).t()

@@ -34,7 +34,7 @@ def tiny_example() -> None:
     torch.set_printoptions(precision=4, sci_mode=False)
     print('== C2AM on a tiny example (||W|| = 2, 1, 0.5; s = 30, alpha = 0.5)')
     print('margins m_ij (Eq. 7), rows = sample label i:\n', c2am_margins(weight.norm(dim=1),
-                                                                        labels, 0.5))
+                                                                        labels, alpha=0.5))
     print('training logits (Eq. 6):\n', c2am_logits(features, weight, labels))
     print(f'C2AM loss {c2am_loss(features, weight, labels).item():.4f}   '
           f'cosine-classifier loss (alpha = 0) '

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from projects.c2am.c2am import CosineClassifier
+from projects.c2am.c2am import SCALE, CosineClassifier
 
 
 class FeatureNet(nn.Module):
@@ -38,7 +38,7 @@ class ToyNet(nn.Module):
         num_classes (int): classes.
     """
 
-    def __init__(self, loss: str, feat_dim: int = 50, scale: float = 30.0,
+    def __init__(self, loss: str, feat_dim: int = 50, scale: float = SCALE,
                  num_classes: int = 10) -> None:
         super().__init__()
         self.features = FeatureNet(feat_dim)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from projects.c2am.c2am import C2AMLoss
+from projects.c2am.c2am import ALPHA, SCALE, C2AMLoss
 
 from .data import imbalanced_indices, load_mnist
 from .model import ToyNet
@@ -26,8 +26,8 @@ class ToyConfig:
     tail_classes: list = field(default_factory=lambda: [7, 8, 9])
     tail_count: int = 100
     feat_dim: int = 50
-    scale: float = 30.0
-    alpha: float = 0.5
+    scale: float = SCALE
+    alpha: float = ALPHA
     margin: float = 0.1
     epochs: int = 5
     batch_size: int = 128

@@ -18,8 +18,8 @@ Used by ``implementation='fused'`` wherever the kernels are not compiled (CPU by
 * pays for the masks of the two rare cases (``theta + m > pi``, a cosine at the clamp bounds)
   only when a whole-tensor bound says they can occur.
 
-Numbers equal the reference path (``c2am_logits_from_cosine`` + ``F.cross_entropy``) to float
-rounding. Pure PyTorch: this module must not import mmdet, mmcv or mmengine.
+Numbers equal the reference path (``reference.py`` + ``F.cross_entropy``) to float rounding.
+Pure PyTorch: this module must not import mmdet, mmcv or mmengine.
 """
 from __future__ import annotations
 
@@ -27,39 +27,43 @@ import math
 
 import torch
 
-from .functional import COS_EPS
+from .margin import MarginSpec
+from .numerics import COS_EPS, NORM_EPS, check_first_order
 
 # Entries per row block: 2**19 float32 = 2 MiB per temporary, a few of which fit in L2 / L3.
 BLOCK_ELEMENTS = 2 ** 19
 
 
 class _ScaledMargins:
-    """``s cos(m)`` and ``s sin(m)`` per row block for one margin mode (see module doc).
+    """``s cos(m)`` and ``s sin(m)`` per row block for one margin spec (see module doc).
 
     Args:
-        log_norm (Tensor): ``[C]`` log classifier norms (adaptive mode).
+        weight_norm (Tensor | None): ``[C]`` classifier norms (adaptive margins).
         labels (Tensor): ``[N]`` labels.
         scale (float): ``s``.
-        alpha (float): Eq. 7 strength (mode 1).
-        fixed (float): constant margin (mode 2; ``0`` means no margins).
-        mode (int): 1 adaptive, 2 fixed.
-        exclude (int): a class without margins in its column and rows, or -1.
+        spec (MarginSpec): the margins, ``exclude_class`` already in ``[0, C)``.
     """
 
-    def __init__(self, log_norm, labels, scale: float, alpha: float, fixed: float, mode: int,
-                 exclude: int):
-        self.labels, self.scale, self.mode, self.exclude = labels, scale, mode, exclude
+    def __init__(self, weight_norm, labels, *, scale: float, spec: MarginSpec):
+        self.labels, self.scale = labels, scale
+        self.exclude = -1 if spec.exclude_class is None else spec.exclude_class
+        self.fixed = spec.kind != 'adaptive'
         # with r = sqrt(2 s):  s cos m = s - (r sin(m/2))^2,  s sin m = (r sin(m/2)) (r cos(m/2))
         self.root = math.sqrt(2.0 * scale)
-        self.none = mode == 2 and fixed <= 0
-        if mode == 2:
-            self.largest = fixed
-            self.half = (self.root * math.sin(fixed / 2), self.root * math.cos(fixed / 2))
+        self.none = not spec.active  # psi = cos: no margin terms at all
+        if self.none:
+            self.largest = 0.0
             return
-        half = (alpha / (2 * math.pi)) * log_norm  # a / 2
+        if self.fixed:
+            value = spec.fixed_margin
+            self.largest = value
+            self.half = (self.root * math.sin(value / 2), self.root * math.cos(value / 2))
+            return
+        log_norm = weight_norm.detach().to(labels.device).clamp_min(NORM_EPS).log()
+        half = (spec.alpha / (2 * math.pi)) * log_norm  # a / 2
         self.half_row, self.half_col = half[labels], half
-        rows_ok = labels != exclude
-        cols_ok = torch.arange(half.shape[0], device=half.device) != exclude
+        rows_ok = labels != self.exclude
+        cols_ok = torch.arange(half.shape[0], device=half.device) != self.exclude
         spread = 0.0
         if bool(rows_ok.any()) and bool(cols_ok.any()):
             spread = 2 * float(self.half_row[rows_ok].max() - half[cols_ok].min())
@@ -73,7 +77,7 @@ class _ScaledMargins:
 
     def _half_angle(self, rows: slice, like: torch.Tensor):
         """``r sin(m/2)`` ``[B, C]`` before masking, and ``r cos(m/2)`` (tensor or float)."""
-        if self.mode == 2:
+        if self.fixed:
             return torch.full_like(like, self.half[0]), self.half[1]
         if self.direct:
             half_m = self.half_row[rows].unsqueeze(1) - self.half_col.unsqueeze(0)
@@ -155,14 +159,21 @@ def _cross_entropy_rows(logits, dpsi, labels, scale: float, need_grad: bool):
     return loss, factor.squeeze(1)
 
 
-def c2am_cross_entropy_eager(cos, log_norm, labels, scale: float, alpha: float, fixed: float,
-                             mode: int, exclude: int, need_grad: bool):
-    """Per-sample loss ``[N]`` from float32/float64 cosines ``[N, C]``, arguments as in
-    ``fused.py``; with ``need_grad`` also ``(grad, factor)``, ``d loss / d cos =
-    grad * factor[:, None]`` (``[N, C]``, ``[N]``), else ``None``."""
+def eager_cross_entropy(cos: torch.Tensor, weight_norm: torch.Tensor | None,
+                        labels: torch.Tensor, *, scale: float, spec: MarginSpec,
+                        need_grad: bool):
+    """Per-sample C2AM cross-entropy ``[N]`` from validated float32/float64 cosines
+    ``[N, C]``; with ``need_grad`` also ``(grad, factor)``, ``d loss / d cos =
+    grad * factor[:, None]`` (``[N, C]``, ``[N]``), else ``None``.
+
+    ``weight_norm`` ``[C]`` is read in the math dtype; ``spec.exclude_class`` must already be
+    an index in ``[0, C)`` (:meth:`MarginSpec.for_classes`).
+    """
     num_samples, num_classes = cos.shape
     eps = COS_EPS[cos.dtype]
-    margins = _ScaledMargins(log_norm, labels, scale, alpha, fixed, mode, exclude)
+    if weight_norm is not None:
+        weight_norm = weight_norm.to(cos.dtype)
+    margins = _ScaledMargins(weight_norm, labels, scale=scale, spec=spec)
     # theta + m > pi needs cos < -cos(m) for some m <= largest (slack: rounding of cos(m))
     reflect_below = 1e-6 - math.cos(margins.largest)
     out = torch.empty_like(cos)
@@ -186,22 +197,14 @@ def c2am_cross_entropy_eager(cos, log_norm, labels, scale: float, alpha: float, 
     return loss, (out, factor) if need_grad else None
 
 
-def check_first_order() -> None:
-    """Raise in a backward run with ``create_graph=True``: these functions return d loss / d cos
-    from saved tensors, so a second derivative through them would silently miss terms."""
-    if torch.is_grad_enabled():
-        raise RuntimeError("C2AM implementation='fused' has no double backward "
-                           "(create_graph=True); use implementation='reference'")
-
-
 class C2AMCrossEntropyEager(torch.autograd.Function):
-    """Autograd wrapper: saves only ``d loss / d cos`` (up to a per-sample factor); backward
-    scales it by the factor times the incoming per-sample gradient."""
+    """Autograd wrapper of :func:`eager_cross_entropy`: saves only ``d loss / d cos`` (up to a
+    per-sample factor); backward scales it by the factor times the incoming gradient."""
 
     @staticmethod
-    def forward(ctx, cos, log_norm, labels, scale, alpha, fixed, mode, exclude):
-        loss, grad = c2am_cross_entropy_eager(cos, log_norm, labels, scale, alpha, fixed, mode,
-                                              exclude, ctx.needs_input_grad[0])
+    def forward(ctx, cos, weight_norm, labels, scale, spec):
+        loss, grad = eager_cross_entropy(cos, weight_norm, labels, scale=scale, spec=spec,
+                                         need_grad=ctx.needs_input_grad[0])
         ctx.save_for_backward(*(grad or (None, None)))
         return loss
 
@@ -209,5 +212,4 @@ class C2AMCrossEntropyEager(torch.autograd.Function):
     def backward(ctx, grad_loss):
         check_first_order()
         grad, factor = ctx.saved_tensors
-        return (grad * (grad_loss * factor).unsqueeze(1), None, None, None, None, None, None,
-                None)
+        return grad * (grad_loss * factor).unsqueeze(1), None, None, None, None

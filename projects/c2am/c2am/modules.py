@@ -4,19 +4,15 @@ Pure PyTorch: this module must not import mmdet, mmcv or mmengine.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
-from .functional import (
-    IMPLEMENTATIONS,
-    MARGIN_TYPES,
-    REDUCTIONS,
-    _check_choice,
-    _math_dtype,
-    c2am_loss_from_cosine,
-    classifier_norms,
-    cosine_similarity_matrix,
-)
+from .loss import IMPLEMENTATIONS, c2am_loss_from_cosine, check_reduction
+from .margin import ALPHA, SCALE, MarginSpec, check_scale
+from .numerics import check_choice, check_number, math_dtype
+from .reference import classifier_norms, cosine_similarity_matrix
 
 
 class CosineClassifier(nn.Module):
@@ -33,15 +29,16 @@ class CosineClassifier(nn.Module):
             equal norms, so C2AM margins start near zero and grow with training.
     """
 
-    def __init__(self, in_features: int, out_features: int, scale: float = 30.0,
+    def __init__(self, in_features: int, out_features: int, scale: float = SCALE,
                  init_std: float = 0.01) -> None:
         super().__init__()
-        if scale <= 0:
-            raise ValueError(f'scale must be positive, got {scale}')
+        for name, value in (('in_features', in_features), ('out_features', out_features)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f'{name} must be an int >= 1, got {value!r}')
         self.in_features = in_features
         self.out_features = out_features
-        self.scale = float(scale)
-        self.init_std = init_std
+        self.scale = check_scale(scale)
+        self.init_std = check_number('init_std', init_std, low=0.0)
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.reset_parameters()
 
@@ -89,26 +86,34 @@ class C2AMLoss(nn.Module):
             :func:`c2am_loss_from_cosine`); same numbers.
     """
 
-    def __init__(self, scale: float = 30.0, alpha: float = 0.5, margin: str = 'adaptive',
+    def __init__(self, scale: float = SCALE, alpha: float = ALPHA, margin: str = 'adaptive',
                  fixed_margin: float = 0.0, background_margin: bool = False,
                  reduction: str = 'mean', loss_weight: float = 1.0,
                  implementation: str = 'auto') -> None:
         super().__init__()
-        _check_choice('margin', margin, MARGIN_TYPES)
-        _check_choice('reduction', reduction, REDUCTIONS)
-        _check_choice('implementation', implementation, IMPLEMENTATIONS)
-        if scale <= 0:
-            raise ValueError(f'scale must be positive, got {scale}')
-        if alpha < 0:
-            raise ValueError(f'alpha must be >= 0, got {alpha}')
-        self.scale = float(scale)
-        self.alpha = float(alpha)
-        self.margin = margin
-        self.fixed_margin = float(fixed_margin)
+        self.scale = check_scale(scale)
+        self.margin_spec = MarginSpec(margin, alpha, fixed_margin)  # validates them
+        check_reduction(reduction, None)
+        check_choice('implementation', implementation, IMPLEMENTATIONS)
+        if not isinstance(background_margin, bool):
+            raise ValueError(f'background_margin must be True or False, got '
+                             f'{background_margin!r}')
         self.background_margin = background_margin
         self.reduction = reduction
-        self.loss_weight = loss_weight
+        self.loss_weight = check_number('loss_weight', loss_weight)
         self.implementation = implementation
+
+    @property
+    def alpha(self) -> float:
+        return self.margin_spec.alpha
+
+    @property
+    def margin(self) -> str:
+        return self.margin_spec.kind
+
+    @property
+    def fixed_margin(self) -> float:
+        return self.margin_spec.fixed_margin
 
     def forward(self, cls_score: torch.Tensor, label: torch.Tensor,
                 weight: torch.Tensor | None = None, avg_factor: float | None = None,
@@ -130,11 +135,17 @@ class C2AMLoss(nn.Module):
             Tensor: the weighted loss.
         """
         reduction = reduction_override if reduction_override else self.reduction
-        exclude = None if self.background_margin else background_index
-        cos = cls_score.to(_math_dtype(cls_score)) / self.scale
-        loss = c2am_loss_from_cosine(cos, weight_norm, label, self.scale, self.alpha,
-                                     self.margin, self.fixed_margin, exclude, weight,
-                                     reduction, avg_factor, self.implementation)
+        spec = self.margin_spec
+        if not self.background_margin:
+            spec = replace(spec, exclude_class=background_index)
+        if not isinstance(cls_score, torch.Tensor):
+            raise ValueError(f'cls_score must be a tensor, got {type(cls_score).__name__}')
+        cos = cls_score.to(math_dtype(cls_score)) / self.scale
+        loss = c2am_loss_from_cosine(
+            cos, weight_norm, label, scale=self.scale, alpha=spec.alpha, margin=spec.kind,
+            fixed_margin=spec.fixed_margin, exclude_class=spec.exclude_class,
+            sample_weight=weight, reduction=reduction, avg_factor=avg_factor,
+            implementation=self.implementation)
         return self.loss_weight * loss
 
     def extra_repr(self) -> str:

@@ -7,7 +7,7 @@ from mmdet.models.roi_heads.bbox_heads import Shared2FCBBoxHead
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from ..c2am import C2AMLoss, CosineClassifier
+from ..c2am import ALPHA, SCALE, C2AMLoss, CosineClassifier
 
 # The core classes, registered under their own names (no second copy of the code).
 MODELS.register_module(name='C2AMLoss', module=C2AMLoss)
@@ -40,8 +40,8 @@ class C2AMBBoxHead(Shared2FCBBoxHead):
                  cls_predictor_cfg: dict | None = None,
                  **kwargs) -> None:
         if loss_cls is None:
-            loss_cls = dict(type='C2AMLoss', scale=30.0, alpha=0.5)
-        scale = float(loss_cls.get('scale', 30.0))
+            loss_cls = dict(type='C2AMLoss', scale=SCALE, alpha=ALPHA)
+        scale = float(loss_cls.get('scale', SCALE))
         if cls_predictor_cfg is None:
             cls_predictor_cfg = dict(type='C2AMCosineClassifier', scale=scale)
         elif float(cls_predictor_cfg.get('scale', scale)) != scale:

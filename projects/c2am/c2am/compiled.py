@@ -1,19 +1,16 @@
-"""Memory-lean C2AM cross-entropy: custom autograd functions that keep one ``[N, C]`` tensor.
+"""Compiled C2AM cross-entropy: a custom autograd function that keeps one ``[N, C]`` tensor and
+recomputes the rest in backward, with both element-wise kernels through ``torch.compile``.
 
-The reference path (``c2am_logits_from_cosine`` + ``F.cross_entropy``) keeps about ten
-``[N, C]`` intermediates alive for the backward pass. ``implementation='fused'`` (the default)
-keeps one:
+``implementation='fused'`` uses it on CUDA by default and on CPU with ``C2AM_COMPILE=1``
+(``C2AM_COMPILE=0``: the eager path of ``eager.py`` everywhere). Forward saves the input
+cosines, the ``[C]`` log-norms, the labels and the ``[N]`` log-sum-exp; backward recomputes the
+margins, ``psi = cos(theta + m)`` and its derivative. A kernel that fails to compile falls back
+to the same Python function run eagerly. Results equal ``reference.py`` to float rounding.
 
-* compiled (CUDA by default; CPU with ``C2AM_COMPILE=1``): forward saves the input cosines, the
-  ``[C]`` log-norms, the labels and the ``[N]`` log-sum-exp; backward recomputes margins,
-  ``psi = cos(theta + m)`` and its derivative. Both element-wise kernels go through
-  ``torch.compile`` (fused into a few kernels), with an eager fallback if compilation fails;
-* eager (CPU by default; ``C2AM_COMPILE=0``): ``eager.py`` forms ``d loss / d cos`` during
-  forward in cache-sized row blocks and saves only that.
+The margins use the product identity ``cos(a_i - a_j) = cos a_i cos a_j + sin a_i sin a_j``
+(``a = alpha / pi * log||W||``, Eq. 7) so that only ``[C]`` transcendentals are evaluated.
 
-Results equal the reference path to float rounding (tested in float64/float32).
-
-Pure PyTorch: this module must not import mmdet, mmcv or mmengine.
+Pure PyTorch: the loss core must not import mmdet, mmcv or mmengine.
 """
 from __future__ import annotations
 
@@ -23,24 +20,25 @@ import warnings
 
 import torch
 
-from .eager import C2AMCrossEntropyEager, check_first_order
-from .functional import COS_EPS, NORM_EPS
+from .margin import MarginSpec
+from .numerics import COS_EPS, NORM_EPS, check_first_order
 
 
-def _margin_terms(log_norm, labels, alpha: float, fixed: float, mode: int, exclude: int,
+def _margin_terms(log_norm, labels, alpha: float, fixed: float, adaptive: bool, exclude: int,
                   num_classes: int):
     """``cos(m)``, ``sin(m)`` and ``m > 0`` for every (sample, class), Eq. 7.
 
-    Adaptive mode never evaluates cos/sin on ``[N, C]``: with ``a = alpha / pi * log||W||``,
+    Adaptive margins never evaluate cos/sin on ``[N, C]``: with ``a = alpha / pi * log||W||``,
     ``m_ij = clamp(a_i - a_j, 0, pi)`` and ``cos(a_i - a_j) = cos a_i cos a_j + sin a_i sin a_j``
     (likewise sin), so only ``[C]`` transcendentals and a few multiply-adds per element remain.
-    Fixed mode (2) uses the constant ``fixed``. ``exclude >= 0`` names a class without margins.
+    Otherwise the constant ``fixed`` (0: no margins). ``exclude >= 0`` names a class without
+    margins. (Plain arguments, not a :class:`MarginSpec`: they are what torch.compile guards on.)
     """
     cols = torch.arange(num_classes, device=labels.device).unsqueeze(0)
     zero = cols == labels.unsqueeze(1)
     if exclude >= 0:
         zero = zero | (cols == exclude) | (labels == exclude).unsqueeze(1)
-    if mode == 2:
+    if not adaptive:
         return math.cos(fixed), math.sin(fixed), ~zero if fixed > 0 else torch.zeros_like(zero)
     a = (alpha / math.pi) * log_norm
     ca, sa = torch.cos(a), torch.sin(a)
@@ -66,18 +64,20 @@ def _psi(cos, cm, sm, has_m, eps: float, with_grad: bool):
     return psi, torch.where(has_m, torch.where(reflect, -d, d), 1.0)
 
 
-def _forward_math(cos, log_norm, labels, scale: float, alpha: float, fixed: float, mode: int,
-                  exclude: int, eps: float):
-    cm, sm, has_m = _margin_terms(log_norm, labels, alpha, fixed, mode, exclude, cos.shape[1])
+def _forward_math(cos, log_norm, labels, scale: float, alpha: float, fixed: float,
+                  adaptive: bool, exclude: int, eps: float):
+    cm, sm, has_m = _margin_terms(log_norm, labels, alpha, fixed, adaptive, exclude,
+                                  cos.shape[1])
     logits = scale * _psi(cos, cm, sm, has_m, eps, False)[0]
     lse = torch.logsumexp(logits, dim=1)
     return lse - logits.gather(1, labels.unsqueeze(1)).squeeze(1), lse
 
 
 def _backward_math(grad_loss, cos, log_norm, labels, lse, scale: float, alpha: float,
-                   fixed: float, mode: int, exclude: int, eps: float):
+                   fixed: float, adaptive: bool, exclude: int, eps: float):
     num_classes = cos.shape[1]
-    cm, sm, has_m = _margin_terms(log_norm, labels, alpha, fixed, mode, exclude, num_classes)
+    cm, sm, has_m = _margin_terms(log_norm, labels, alpha, fixed, adaptive, exclude,
+                                  num_classes)
     psi, dpsi = _psi(cos, cm, sm, has_m, eps, True)
     # d loss / d logits = softmax - onehot; softmax recomputed from the saved log-sum-exp
     g = torch.exp(scale * psi - lse.unsqueeze(1))
@@ -98,12 +98,17 @@ def compile_enabled(device: torch.device) -> bool:
     return mode == '1' or (mode == 'auto' and device.type == 'cuda')
 
 
+def compile_kernel(function):
+    """``torch.compile`` of one kernel (dynamic shapes: RoI counts vary per batch)."""
+    return torch.compile(function, dynamic=True)
+
+
 def _kernels(device: torch.device):
     """The compiled (forward, backward) kernels for ``device``, compiled once per process."""
     if device.type not in _COMPILED:
         try:
-            _COMPILED[device.type] = (torch.compile(_forward_math, dynamic=True),
-                                      torch.compile(_backward_math, dynamic=True))
+            _COMPILED[device.type] = (compile_kernel(_forward_math),
+                                      compile_kernel(_backward_math))
         except Exception as err:  # pragma: no cover - depends on the toolchain
             warnings.warn(f'torch.compile unavailable ({err}); C2AM runs eager', stacklevel=2)
             _COMPILED[device.type] = (_forward_math, _backward_math)
@@ -126,15 +131,23 @@ def _run(which: int, device: torch.device, *args):
         return eager(*args)
 
 
-class _C2AMCrossEntropy(torch.autograd.Function):
+class C2AMCrossEntropyCompiled(torch.autograd.Function):
+    """Per-sample C2AM cross-entropy ``[N]`` from validated float32/float64 cosines ``[N, C]``:
+    ``forward(cos, weight_norm, labels, scale, spec)`` with ``spec.exclude_class`` already in
+    ``[0, C)``. Same numbers as ``F.cross_entropy`` of ``reference.py``'s logits."""
 
     @staticmethod
-    def forward(ctx, cos, log_norm, labels, scale, alpha, fixed, mode, exclude):
-        eps = COS_EPS[cos.dtype]
-        loss, lse = _run(0, cos.device, cos, log_norm, labels, scale, alpha, fixed, mode,
-                         exclude, eps)
+    def forward(ctx, cos, weight_norm, labels, scale, spec: MarginSpec):
+        if spec.kind == 'adaptive' and spec.active:
+            log_norm = weight_norm.detach().to(cos.dtype).clamp_min(NORM_EPS).log()
+        else:
+            log_norm = cos.new_zeros(cos.shape[1])
+        fixed = spec.fixed_margin if spec.kind == 'fixed' and spec.active else 0.0
+        args = (float(scale), spec.alpha, fixed, spec.kind == 'adaptive' and spec.active,
+                -1 if spec.exclude_class is None else spec.exclude_class, COS_EPS[cos.dtype])
+        loss, lse = _run(0, cos.device, cos, log_norm, labels, *args)
         ctx.save_for_backward(cos, log_norm, labels, lse)
-        ctx.args = (scale, alpha, fixed, mode, exclude, eps)
+        ctx.args = args
         return loss
 
     @staticmethod
@@ -143,25 +156,4 @@ class _C2AMCrossEntropy(torch.autograd.Function):
         cos, log_norm, labels, lse = ctx.saved_tensors
         grad_cos = _run(1, cos.device, grad_loss.contiguous(), cos, log_norm, labels, lse,
                         *ctx.args)
-        return grad_cos, None, None, None, None, None, None, None
-
-
-def c2am_cross_entropy(cos: torch.Tensor, weight_norm: torch.Tensor | None,
-                       labels: torch.Tensor, scale: float, alpha: float, margin: str,
-                       fixed_margin: float, exclude_class: int | None) -> torch.Tensor:
-    """Per-sample C2AM cross-entropy ``[N]`` from validated float32/float64 cosines ``[N, C]``.
-
-    Same arguments and numbers as ``F.cross_entropy(c2am_logits_from_cosine(...), labels,
-    reduction='none')``; call it through :func:`c2am_loss_from_cosine`.
-    """
-    num_classes = cos.shape[1]
-    mode = {'none': 2, 'fixed': 2, 'adaptive': 1}[margin]
-    fixed = 0.0 if margin == 'none' else float(fixed_margin)
-    if margin == 'adaptive':
-        log_norm = weight_norm.detach().to(cos.dtype).clamp_min(NORM_EPS).log()
-    else:
-        log_norm = cos.new_zeros(num_classes)
-    exclude = -1 if exclude_class is None else exclude_class % num_classes
-    function = _C2AMCrossEntropy if compile_enabled(cos.device) else C2AMCrossEntropyEager
-    return function.apply(cos, log_norm, labels, float(scale), float(alpha), fixed,
-                                   mode, exclude)
+        return grad_cos, None, None, None, None
