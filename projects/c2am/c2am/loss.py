@@ -139,8 +139,20 @@ def c2am_loss_from_cosine(cos: torch.Tensor,
     Raises:
         ValueError: any invalid argument, before anything is computed.
     """
+    return loss_with_spec(cos, weight_norm, labels, scale=scale,
+                          spec=MarginSpec(margin, alpha, fixed_margin, exclude_class),
+                          sample_weight=sample_weight, reduction=reduction,
+                          avg_factor=avg_factor, implementation=implementation)
+
+
+def loss_with_spec(cos: torch.Tensor, weight_norm: torch.Tensor | None, labels: torch.Tensor,
+                   *, scale: float, spec: MarginSpec,
+                   sample_weight: torch.Tensor | None = None, reduction: str = 'mean',
+                   avg_factor: float | None = None,
+                   implementation: str = 'auto') -> torch.Tensor:
+    """:func:`c2am_loss_from_cosine` with the margin settings as one validated
+    :class:`~.margin.MarginSpec` (what :class:`~.modules.C2AMLoss` builds once)."""
     scale = check_scale(scale)
-    spec = MarginSpec(margin, alpha, fixed_margin, exclude_class)
     check_choice('implementation', implementation, IMPLEMENTATIONS)
     labels, spec = validate_cosine_inputs(cos, weight_norm, labels, spec)
     check_reduction(reduction, avg_factor, sample_weight, cos.shape[0])

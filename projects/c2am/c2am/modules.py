@@ -9,7 +9,7 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from .loss import IMPLEMENTATIONS, c2am_loss_from_cosine, check_reduction
+from .loss import IMPLEMENTATIONS, check_reduction, loss_with_spec
 from .margin import ALPHA, SCALE, MarginSpec, check_scale
 from .numerics import check_choice, check_number, math_dtype
 from .reference import classifier_norms, cosine_similarity_matrix
@@ -141,11 +141,9 @@ class C2AMLoss(nn.Module):
         if not isinstance(cls_score, torch.Tensor):
             raise ValueError(f'cls_score must be a tensor, got {type(cls_score).__name__}')
         cos = cls_score.to(math_dtype(cls_score)) / self.scale
-        loss = c2am_loss_from_cosine(
-            cos, weight_norm, label, scale=self.scale, alpha=spec.alpha, margin=spec.kind,
-            fixed_margin=spec.fixed_margin, exclude_class=spec.exclude_class,
-            sample_weight=weight, reduction=reduction, avg_factor=avg_factor,
-            implementation=self.implementation)
+        loss = loss_with_spec(cos, weight_norm, label, scale=self.scale, spec=spec,
+                              sample_weight=weight, reduction=reduction, avg_factor=avg_factor,
+                              implementation=self.implementation)
         return self.loss_weight * loss
 
     def extra_repr(self) -> str:
