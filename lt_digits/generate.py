@@ -23,27 +23,13 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
-COLOURS = {  # RGB tints
-    'red': (230, 40, 40), 'green': (40, 200, 60), 'blue': (50, 90, 240),
-    'yellow': (235, 220, 40), 'magenta': (220, 50, 220), 'cyan': (40, 220, 220),
-    'orange': (245, 140, 20), 'purple': (140, 60, 200), 'white': (235, 235, 235),
-    'pink': (250, 150, 170),
-}
-DIGITS = ('zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine')
-GARMENTS = ('tshirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag',
-            'ankle_boot')  # Fashion-MNIST labels 0-9
+from .categories import COLOURS, DIGITS, category_names
+
 COCO_URL = 'http://images.cocodataset.org/'
 FASHION_ROOT = Path('/usr/share/datasets/fashion-mnist')
 FASHION_HOW_TO_GET = ('install the Debian package dataset-fashion-mnist (IDX files under '
                       f'{FASHION_ROOT}/) or pass a folder holding the four Fashion-MNIST IDX '
                       'files (train-images-idx3-ubyte[.gz], ...)')
-
-
-def category_names(fashion: bool = False) -> list[str]:
-    """``<digit>_<colour>`` for the 100 digit categories, then (``fashion``) ``<garment>_<colour>``
-    for 100 more; id = index + 1 (class-major)."""
-    classes = DIGITS + (GARMENTS if fashion else ())
-    return [f'{d}_{c}' for d in classes for c in COLOURS]
 
 
 def check_fashion_root(root: str | Path | None = None) -> Path:

@@ -8,12 +8,10 @@ _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     'mmdet::_base_/default_runtime.py',
 ]
+from lt_digits.categories import category_names  # noqa: E402  (the names live there)
+
 data_root = 'data/lt_digits/'
-classes = tuple(f'{d}_{c}'
-                for d in ('zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight',
-                          'nine')
-                for c in ('red', 'green', 'blue', 'yellow', 'magenta', 'cyan', 'orange',
-                          'purple', 'white', 'pink'))
+classes = tuple(category_names())
 num_classes = 100
 max_iters = 700
 

@@ -2,13 +2,10 @@
 # `python lt_digits/make_dataset.py --fashion`): the LT-Digits CE config with the data and the
 # class count changed. Its C2AM twin beside it changes only the box classifier and its loss.
 _base_ = '../mask-rcnn_r18-half_fpn_ce_lt-digits.py'
+from lt_digits.categories import category_names  # noqa: E402  (the names live there)
+
 data_root = 'data/lt_digits_fashion/'
-classes = tuple(f'{d}_{c}'
-                for d in ('zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight',
-                          'nine', 'tshirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal',
-                          'shirt', 'sneaker', 'bag', 'ankle_boot')
-                for c in ('red', 'green', 'blue', 'yellow', 'magenta', 'cyan', 'orange',
-                          'purple', 'white', 'pink'))
+classes = tuple(category_names(fashion=True))
 num_classes = 200
 
 model = dict(roi_head=dict(bbox_head=dict(num_classes=num_classes),
