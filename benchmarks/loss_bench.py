@@ -21,7 +21,6 @@ Ratios are against cosine_ce and linear_ce of the same run.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import statistics
@@ -37,6 +36,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from projects.c2am.c2am import ALPHA, SCALE, c2am_loss  # noqa: E402
+from projects.c2am.cli import nonnegative_int, positive_int, run_cli  # noqa: E402
+from projects.c2am.outputs import check_output_files, dumps_json, write_atomic  # noqa: E402
 
 S, D, C = SCALE, 1024, 1204
 
@@ -160,19 +161,33 @@ def check_equivalence(device, n=2048) -> dict:
     return out
 
 
+def parse_device(text: str) -> torch.device:
+    """``--device``: a torch device that exists on this machine."""
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f'not a torch device: {text!r}') from None
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError('cuda requested but no CUDA device is available')
+    if device.type not in ('cpu', 'cuda'):
+        raise argparse.ArgumentTypeError(f'only cpu and cuda are measured, got {text!r}')
+    return device
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    p.add_argument('--n', type=int, nargs='+', default=[1024, 8192])
+    p.add_argument('--device', type=parse_device,
+                   default='cuda' if torch.cuda.is_available() else 'cpu')
+    p.add_argument('--n', type=positive_int, nargs='+', default=[1024, 8192])
     p.add_argument('--dtypes', nargs='+', choices=['fp32', 'bf16'], default=['fp32', 'bf16'])
-    p.add_argument('--repeats', type=int, default=30)
-    p.add_argument('--warmup', type=int, default=3)
-    p.add_argument('--json', type=Path)
+    p.add_argument('--repeats', type=positive_int, default=30)
+    p.add_argument('--warmup', type=nonnegative_int, default=3)
+    p.add_argument('--json', type=Path, help='also write the results here')
+    p.add_argument('--force', action='store_true', help='overwrite --json')
     args = p.parse_args(argv)
-    device = torch.device(args.device)
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        print('error: --device cuda but no CUDA device is available', file=sys.stderr)
-        return 2
+    if args.json:
+        check_output_files([args.json], force=args.force)
+    device = args.device
     variants = dict(linear_ce=linear_ce, cosine_ce=cosine_ce, naive_c2am=naive_c2am)
     if device.type == 'cuda':
         variants['naive_compile'] = torch.compile(naive_c2am, dynamic=False)
@@ -205,11 +220,10 @@ def main(argv=None) -> int:
             print(f"c2am / cosine_ce: time {r['c2am']['us'] / r['cosine_ce']['us']:.2f}, saved "
                   f"for backward {r['c2am']['saved_mib'] / r['cosine_ce']['saved_mib']:.2f}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(dict(header=header, equivalence=check,
-                                             results=results), indent=2))
+        write_atomic(args.json, dumps_json(dict(header=header, equivalence=check,
+                                                results=results), indent=2))
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

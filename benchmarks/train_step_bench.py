@@ -16,7 +16,6 @@ number of RoIs in every step. Otherwise the RPN's random proposals alone move th
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -31,6 +30,9 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
+
+from projects.c2am.cli import nonnegative_int, positive_int, run_cli  # noqa: E402
+from projects.c2am.outputs import check_output_files, dumps_json, write_atomic  # noqa: E402
 
 CONFIGS = {
     'ce': ROOT / 'configs/mask_rcnn/mask-rcnn_r50_fpn_ce_ms-2x_lvis-v1.py',
@@ -47,7 +49,7 @@ def build(name: str, data_root: str, rois: int):
     cfg = Config.fromfile(str(CONFIGS[name]))
     if 'custom_imports' in cfg:
         import projects.c2am.mmdet_plugin  # noqa: F401
-    cfg = cpu_smoke_config(cfg, data_root, tempfile.mkdtemp())
+    cfg = cpu_smoke_config(cfg, data_root, str(Path(data_root) / 'work_dir'))  # nothing written
     cfg.model.train_cfg.rcnn.sampler.num = rois
     cfg.model.train_cfg.rpn_proposal.max_per_img = rois
     torch.manual_seed(0)
@@ -70,16 +72,25 @@ def same_weights(source, target) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--rois', type=int, default=512)
-    p.add_argument('--repeats', type=int, default=20)
-    p.add_argument('--warmup', type=int, default=2)
-    p.add_argument('--json', type=Path)
+    p.add_argument('--rois', type=positive_int, default=512)
+    p.add_argument('--repeats', type=positive_int, default=20)
+    p.add_argument('--warmup', type=nonnegative_int, default=2)
+    p.add_argument('--json', type=Path, help='also write the results here')
+    p.add_argument('--force', action='store_true', help='overwrite --json')
     args = p.parse_args(argv)
+    if args.json:
+        check_output_files([args.json], force=args.force)
     from mmdet.utils import register_all_modules
     register_all_modules()
     from projects.c2am.testing import make_synthetic_lvis
-    data_root = make_synthetic_lvis(tempfile.mkdtemp(), num_train=4, num_val=1)['data_root']
-    runs = {name: build(name, data_root, args.rois) for name in CONFIGS}
+    with tempfile.TemporaryDirectory() as tmp:
+        data_root = make_synthetic_lvis(tmp, num_train=4, num_val=1)['data_root']
+        runs = {name: build(name, data_root, args.rois) for name in CONFIGS}
+        return measure(runs, args)
+
+
+def measure(runs: dict, args) -> int:
+    """Interleaved timed steps of the detectors in ``runs``; prints and writes the ratio."""
     same_weights(runs['ce'][0], runs['c2am'][0])
     for _, optim, _ in runs.values():
         for group in optim.optimizer.param_groups:
@@ -101,10 +112,10 @@ def main(argv=None) -> int:
         print(f'{k:<6} {1e3 * v:8.1f} ms')
     print(f'c2am / ce step time: {ratio:.3f}')
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(dict(header=header, median_s=med, ratio=ratio), indent=2))
+        write_atomic(args.json, dumps_json(dict(header=header, median_s=med, ratio=ratio),
+                                           indent=2))
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))
