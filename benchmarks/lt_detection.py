@@ -1,19 +1,30 @@
-"""LT-Digits benchmark: CE, cosine, Seesaw and C2AM (and C2AM without background margins) on
-the generated long-tail detection benchmark, several training seeds, on the CPU.
+"""LT-Digits benchmark: C2AM against its peers and its own ablations, several training seeds, on
+the CPU; resumable.
 
-    python benchmarks/lt_detection.py [--losses ce cosine seesaw c2am c2am-bg] [--seeds 0 1]
-        [--iters 700] [--parallel 2] [--out work_dirs/benchmarks/lt_detection] [--force]
+    python benchmarks/lt_detection.py [--methods peers] [--seeds 0 1 2] [--iters 700]
+        [--parallel 2] [--out work_dirs/benchmarks/lt_detection] [--cfg-options K=V ...]
+        [--dry-run] [--force] [--render-only]
 
-Each run is ``tools/train.py`` on ``configs/lt_digits/*`` (identical but for the classifier and
-its loss) followed by LVISMetric on the val split. ``c2am`` is the project default (background
-outside the margins), ``c2am-bg`` puts background inside them. Writes ``results.json`` and
-``table.md`` (mean ± std of AP mask, AP box, APr, APc, APf, the classifier norm ratio frequent /
-rare, and the median train step time relative to CE measured in the same benchmark run).
+``--methods`` takes method names and groups (``lt_digits/experiments.py``, METHODS and
+METHOD_GROUPS): ``peers`` (CE, cosine, Seesaw, C2AM, C2AM with background margins, EQLv2,
+Federated loss, RFS with CE and with C2AM), ``table3`` (s), ``table4`` (alpha), ``table5``
+(fixed margin), ``ablations`` (all three). Each run is ``tools/train.py`` on a
+``configs/lt_digits/*`` config (identical but for the classifier loss / head, or the sampler
+for RFS) plus the variant's cfg-options, followed by LVISMetric on the val split, in
+``OUT/runs/<method>_s<seed>/``, ``--parallel`` runs at a time with one CPU thread each.
+
+Resuming: a run is finished when its folder holds ``result.json`` (written atomically once its
+metrics were read and checked); a rerun of the same command skips it. A folder without it (an
+interrupted run) is cleared and the run restarted, but only if it holds nothing but what the
+run writes; anything else in the way stops the benchmark before it starts. ``--force``
+re-trains finished runs too. The report (``results.json``, ``table.md``) is re-written from
+every finished run of the requested methods and seeds: mean ± std, and for each method against
+CE and against C2AM the per-seed paired difference of AP, APr, APc, APf with its sign
+consistency ("+3.1, 3/3": mean difference, seeds whose difference has that sign).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -25,129 +36,236 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._report import (  # noqa: E402
+    add_report_arguments,
+    check_report,
+    read_report,
+    write_report,
+)
 from lt_digits.experiments import (  # noqa: E402
-    LT_CONFIGS,
+    METHOD_GROUPS,
+    METHODS,
+    RESULT_MARKER,
     TrainJob,
     ensure_lt_digits,
+    expand_methods,
+    finish_run,
+    job_options,
+    load_result,
     markdown_table,
-    read_results,
     run_parallel,
+    run_state,
+    start_run,
+)
+from projects.c2am.cli import (  # noqa: E402
+    UserError,
+    nonnegative_int,
+    positive_int,
+    run_cli,
 )
 
+TOOL = 'benchmarks/lt_detection.py'
 COLUMNS = ('AP mask', 'AP box', 'APr', 'APc', 'APf', 'APr box', 'norm f/r')
+PAIRED = ('AP mask', 'APr', 'APc', 'APf', 'AP box')
+BASELINES = ('ce', 'c2am')
+LEGACY = {'c2am-nobg': 'c2am'}  # the recorded README run's name for today's default
 
 
-def norm_stats(work_dir: Path, train_ann: Path) -> dict:
-    """Classifier norm ratio frequent / rare and Spearman(norm, frequency) of a run."""
-    from scipy.stats import spearmanr
-
-    from analysis.checkpoints import load_checkpoint, select_classifiers
-    from analysis.frequency import load_categories
-    from lt_digits.experiments import checkpoint_of
-    state, _ = load_checkpoint(checkpoint_of(work_dir))
-    cats = load_categories(train_ann)
-    (w,) = select_classifiers(state, num_classes=len(cats['ids'])).values()
-    norms = w.norm(dim=1).numpy()
-    f, r = cats['frequency'] == 'f', cats['frequency'] == 'r'
-    return {'norm f/r': float(norms[f].mean() / norms[r].mean()),
-            'spearman norm-freq': float(spearmanr(norms, cats['instance_count'])[0])}
+def method_list(text: str) -> str:
+    """argparse check: a method or group name."""
+    name = LEGACY.get(text, text)
+    if name not in METHODS and name not in METHOD_GROUPS:
+        raise argparse.ArgumentTypeError(
+            f'unknown method {text!r}; methods: {", ".join(METHODS)}; groups: '
+            f'{", ".join(METHOD_GROUPS)}')
+    return name
 
 
-def summarise(runs: dict, losses: list, seeds: list) -> dict:
+def cfg_option(text: str) -> str:
+    """argparse check: ``KEY=VALUE``."""
+    if '=' not in text or text.startswith('='):
+        raise argparse.ArgumentTypeError(f'expected KEY=VALUE, got {text!r}')
+    return text
+
+
+def plan(methods: list[str], seeds: list[int], args) -> list[TrainJob]:
+    """One job per method and seed, in seed-major order (every method gets seed 0 first)."""
+    extra = dict(opt.split('=', 1) for opt in args.cfg_options)
+    return [TrainJob(f'{m}_s{seed}', METHODS[m].config, args.out / 'runs' / f'{m}_s{seed}',
+                     job_options(METHODS[m], args.data_root, args.iters, seed) | extra)
+            for seed in seeds for m in methods]
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def summarise(runs: dict, methods: list[str], seeds: list[int]) -> dict:
+    """Mean ± std per method over the finished seeds, and the train step time vs CE.
+
+    Args:
+        runs (dict): ``<method>_s<seed>`` -> results of the finished runs.
+
+    Returns:
+        dict: method -> column -> ``(mean, std)`` (``n`` seeds, ``step vs CE``).
+    """
     table = {}
-    ce_step = statistics.mean(runs[f'ce_s{s}']['step_s'] for s in seeds) \
-        if all(f'ce_s{s}' in runs for s in seeds) else None
-    for loss in losses:
-        rows = [runs[f'{loss}_s{s}'] for s in seeds]
-        entry = {}
+    ce = [runs[f'ce_s{s}']['step_s'] for s in seeds
+          if f'ce_s{s}' in runs and runs[f'ce_s{s}'].get('step_s') is not None]
+    for method in methods:
+        rows = [runs[f'{method}_s{s}'] for s in seeds if f'{method}_s{s}' in runs]
+        if not rows:
+            continue
+        entry = {'n': len(rows)}
         for c in COLUMNS:
-            vals = [r[c] for r in rows]
-            entry[c] = (statistics.mean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0)
-        if ce_step:
-            entry['step vs CE'] = statistics.mean(r['step_s'] for r in rows) / ce_step
-        table[loss] = entry
+            vals = [r[c] for r in rows if r.get(c) is not None]
+            if vals:
+                entry[c] = _mean_std(vals)
+        steps = [r['step_s'] for r in rows if r.get('step_s') is not None]
+        if ce and steps:
+            entry['step vs CE'] = statistics.mean(steps) / statistics.mean(ce)
+        table[method] = entry
     return table
 
 
-def main(argv=None) -> int:
+def paired(runs: dict, methods: list[str], seeds: list[int], baseline: str) -> dict:
+    """Per-seed paired differences ``method - baseline`` on the seeds both finished.
+
+    Returns:
+        dict: method -> column -> ``{'mean', 'per_seed', 'consistent', 'n'}``, where
+        ``consistent`` counts the seeds whose difference has the sign of the mean (a zero
+        difference never counts).
+    """
+    out = {}
+    for method in methods:
+        if method == baseline:
+            continue
+        both = [s for s in seeds if f'{method}_s{s}' in runs and f'{baseline}_s{s}' in runs]
+        if not both:
+            continue
+        entry = {}
+        for c in PAIRED:
+            diffs = [runs[f'{method}_s{s}'][c] - runs[f'{baseline}_s{s}'][c] for s in both]
+            mean = statistics.mean(diffs)
+            sign = (mean > 0) - (mean < 0)
+            entry[c] = dict(mean=mean, per_seed=dict(zip(map(str, both), diffs)), n=len(diffs),
+                            consistent=sum(1 for d in diffs if sign and (d > 0) - (d < 0) == sign))
+        out[method] = entry
+    return out
+
+
+def render(record: dict) -> str:
+    table = {m: {c: tuple(v) if isinstance(v, list) else v for c, v in e.items()}
+             for m, e in record['summary'].items()}
+    lines = [record['header'], '', markdown_table(table, COLUMNS + ('n',)).replace(
+        '| n |', '| seeds |'), '',
+             'mean ± std over training seeds; AP/APr/APc/APf are mask AP, "APr box" the box '
+             'APr; "norm f/r": mean classifier norm of frequent over rare categories (end of '
+             'training).']
+    steps = ', '.join(f"{k} {v['step vs CE']:.2f}" for k, v in table.items() if 'step vs CE' in v)
+    if steps:
+        lines.append(f'median train step time relative to CE: {steps}')
+    for baseline, diffs in record['paired'].items():
+        if not diffs:
+            continue
+        lines += ['', f'Paired difference against {baseline} (mean over seeds, seeds with that '
+                  'sign):', '', '| method | ' + ' | '.join(PAIRED) + ' |',
+                  '|---' * (len(PAIRED) + 1) + '|']
+        for method, entry in diffs.items():
+            cells = [f"{e['mean']:+.1f}, {e['consistent']}/{e['n']}"
+                     for e in (entry[c] for c in PAIRED)]
+            lines.append(f'| {method} | ' + ' | '.join(cells) + ' |')
+    if record.get('missing'):
+        lines += ['', f"not finished (not in the table): {', '.join(record['missing'])}"]
+    return '\n'.join(lines)
+
+
+def build_record(jobs: list[TrainJob], methods: list[str], seeds: list[int],
+                 header: str) -> dict:
+    runs, missing = {}, []
+    for job in jobs:
+        if (job.work_dir / RESULT_MARKER).is_file():
+            runs[job.name] = load_result(job)
+        else:
+            missing.append(job.name)
+    pairs = {b: paired(runs, methods, seeds, b) for b in BASELINES if b in methods}
+    summary = {m: {c: list(v) if isinstance(v, tuple) else v for c, v in e.items()}
+               for m, e in summarise(runs, methods, seeds).items()}
+    return dict(header=header, methods=methods, seeds=seeds, runs=runs, missing=missing,
+                summary=summary, paired=pairs)
+
+
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    # the recorded run (README) predates the default switch and names the variants 'c2am'
-    # (background in the margins, now 'c2am-bg') and 'c2am-nobg' (now 'c2am')
-    p.add_argument('--losses', nargs='+', choices=list(LT_CONFIGS) + ['c2am-nobg'],
-                   default=['ce', 'cosine', 'seesaw', 'c2am', 'c2am-bg'])
-    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
-    p.add_argument('--iters', type=int, default=700)
-    p.add_argument('--parallel', type=int, default=2)
+    p.add_argument('--methods', '--losses', dest='methods', type=method_list, nargs='+',
+                   default=['peers'], help='method and group names (default: peers)')
+    p.add_argument('--seeds', type=nonnegative_int, nargs='+', default=[0, 1, 2])
+    p.add_argument('--iters', type=positive_int, default=700)
+    p.add_argument('--parallel', type=positive_int, default=2,
+                   help='runs at a time, one CPU thread each')
     p.add_argument('--data-root', type=Path, default=ROOT / 'data' / 'lt_digits')
-    p.add_argument('--out', type=Path, default=ROOT / 'work_dirs' / 'benchmarks' / 'lt_detection')
-    p.add_argument('--force', action='store_true', help='overwrite an existing benchmark')
-    p.add_argument('--render-only', action='store_true', help='re-write table.md from results')
+    p.add_argument('--cfg-options', type=cfg_option, nargs='+', default=[],
+                   help='KEY=VALUE options for every run (e.g. an extra evaluator)')
+    p.add_argument('--dry-run', action='store_true', help='print the plan, touch nothing')
+    add_report_arguments(p, ROOT / 'work_dirs' / 'benchmarks' / 'lt_detection',
+                         force_help='re-train finished runs too')
     args = p.parse_args(argv)
-    train_ann = args.data_root / 'annotations' / 'lvis_v1_train.json'
+    methods = expand_methods(args.methods)
+    seeds = list(dict.fromkeys(args.seeds))
+    args.out = args.out.absolute()
+    args.data_root = args.data_root.absolute()
+    jobs = plan(methods, seeds, args)
+
     if args.render_only:
-        record = json.loads((args.out / 'results.json').read_text())
-        for name, run in record['runs'].items():
-            run.update(norm_stats(args.out / name, train_ann))
-        table = summarise(record['runs'], record['losses'], record['seeds'])
-        md = render(table, record['header'])
-        record['summary'] = {k: {c: list(v) if isinstance(v, tuple) else v for c, v in e.items()}
-                             for k, e in table.items()}
-        (args.out / 'results.json').write_text(json.dumps(record, indent=2))
-        (args.out / 'table.md').write_text(md + '\n')
-        print(md)
+        previous = read_report(args.out, TOOL)
+        record = build_record(jobs, methods, seeds, previous['header'])
+        check_report(args.out, TOOL, force=True)
+        write_report(args.out, TOOL, record, render(record))
         return 0
-    if (args.out / 'results.json').exists() and not args.force:
-        print(f'error: {args.out}/results.json exists; pass --force or another --out',
-              file=sys.stderr)
-        return 2
+    # everything is checked before anything is written
+    check_report(args.out, TOOL, force=args.force, replace_own=True)
+    states = {job.name: run_state(job, force=args.force) for job in jobs}
+    todo = [job for job in jobs if states[job.name] != 'finished']
+    print(f'{len(jobs)} runs: {len(jobs) - len(todo)} finished, '
+          f'{sum(states[j.name] == "restart" for j in todo)} to restart, '
+          f'{sum(states[j.name] == "new" for j in todo)} new')
+    if args.dry_run:
+        for job in jobs:
+            print(f'  {job.name:<22} {states[job.name]:<9} {job.config} '
+                  + ' '.join(f'{k}={v}' for k, v in METHODS[job.name.rsplit("_s", 1)[0]]
+                             .options.items()))
+        return 0
     try:
         ensure_lt_digits(args.data_root)
     except FileExistsError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    config_of = dict(LT_CONFIGS, **{'c2am-nobg': LT_CONFIGS['c2am']})
-    jobs = [TrainJob(f'{loss}_s{seed}', config_of[loss], args.out / f'{loss}_s{seed}',
-                     {'train_cfg.max_iters': args.iters, 'train_cfg.val_interval': args.iters,
-                      'randomness.seed': seed,
-                      'data_root': str(args.data_root) + '/',
-                      'train_dataloader.dataset.data_root': str(args.data_root) + '/',
-                      'val_dataloader.dataset.data_root': str(args.data_root) + '/',
-                      'test_dataloader.dataset.data_root': str(args.data_root) + '/',
-                      'val_evaluator.ann_file':
-                          str(args.data_root / 'annotations' / 'lvis_v1_val.json'),
-                      'test_evaluator.ann_file':
-                          str(args.data_root / 'annotations' / 'lvis_v1_val.json')})
-            for seed in args.seeds for loss in args.losses]
-    if args.out.exists() and args.force:
-        import shutil
-        shutil.rmtree(args.out)
+        raise UserError(str(err)) from None
     t0 = time.time()
-    run_parallel(jobs, max_parallel=args.parallel)
-    runs = {job.name: read_results(job.work_dir) | norm_stats(job.work_dir, train_ann)
-            for job in jobs}
+    errors = []
+
+    def on_finish(job: TrainJob, returncode: int) -> None:
+        if returncode == 0:
+            try:
+                finish_run(job)
+            except (RuntimeError, FileNotFoundError, ValueError) as err:
+                errors.append(f'{job.name}: {err}')
+        else:
+            errors.append(f'{job.name}: training failed, see {job.work_dir / "train.log"}')
+
+    for job in todo:
+        start_run(job)
+    run_parallel(todo, max_parallel=args.parallel, on_finish=on_finish, stop_on_failure=False)
     header = (f'LT-Digits (100 categories; seed-0 data), {args.iters} iterations, batch 8, '
-              f'training seeds {args.seeds}; `python benchmarks/lt_detection.py`; '
+              f'training seeds {seeds}; `python benchmarks/lt_detection.py`; '
               f'{platform.machine()} {os.cpu_count()} cores, {args.parallel} runs in parallel '
-              f'(1 thread each), {time.strftime("%Y-%m-%d")}; {(time.time() - t0) / 60:.0f} min')
-    table = summarise(runs, args.losses, args.seeds)
-    md = render(table, header)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / 'results.json').write_text(json.dumps(
-        dict(header=header, losses=args.losses, seeds=args.seeds, runs=runs,
-             summary={k: {c: list(v) if isinstance(v, tuple) else v for c, v in e.items()}
-                      for k, e in table.items()}), indent=2))
-    (args.out / 'table.md').write_text(md + '\n')
-    print('\n' + md)
-    return 0
-
-
-def render(table: dict, header: str) -> str:
-    md = markdown_table(table, COLUMNS)
-    steps = ', '.join(f"{k} {v['step vs CE']:.2f}" for k, v in table.items() if 'step vs CE' in v)
-    return (f'{header}\n\n{md}\n\nmean ± std over training seeds; APr/APc/APf are mask AP, '
-            f'"APr box" the box APr; "norm f/r": mean classifier norm of frequent over rare '
-            f'categories.\nmedian train step time relative to CE: {steps}')
+              f'(1 thread each), {time.strftime("%Y-%m-%d")}; {len(todo)} runs trained in '
+              f'{(time.time() - t0) / 60:.0f} min')
+    record = build_record(jobs, methods, seeds, header)
+    check_report(args.out, TOOL, force=args.force, replace_own=True)
+    write_report(args.out, TOOL, record, render(record))
+    for line in errors:
+        print(f'error: {line}', file=sys.stderr)
+    return 1 if errors else 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

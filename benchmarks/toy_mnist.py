@@ -1,15 +1,16 @@
 """Imbalanced-MNIST benchmark: ce, cosine, fixed and c2am over several seeds.
 
-    python benchmarks/toy_mnist.py [--seeds 0 1 2] [--epochs 5] [--out DIR]
+    python benchmarks/toy_mnist.py [--seeds 0 1 2] [--epochs 5] [--out DIR] [--force]
+        [--render-only]
 
 Writes ``results.json`` (every run) and ``table.md`` (mean +- std of tail / head / overall
-accuracy) in ``--out`` and prints the table. The paper's claim to check (Sec. 3.3): on the tail,
-c2am > cosine > ce, without hurting the head.
+accuracy) in ``--out`` and prints the table. An existing report is replaced only with
+``--force``, and only if this benchmark wrote it. The paper's claim to check (Sec. 3.3): on
+the tail, c2am > cosine > ce, without hurting the head.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -23,7 +24,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._report import (  # noqa: E402
+    add_report_arguments,
+    check_report,
+    read_report,
+    write_report,
+)
+from projects.c2am.cli import nonnegative_int, positive_int, run_cli  # noqa: E402
 from toy_mnist.train import LOSSES, ToyConfig, train_and_evaluate  # noqa: E402
+
+TOOL = 'benchmarks/toy_mnist.py'
 
 METRICS = ('tail_accuracy', 'head_accuracy', 'overall_accuracy')
 
@@ -59,26 +69,19 @@ def markdown(table: dict, seeds: list[int], header: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    p.add_argument('--seeds', type=nonnegative_int, nargs='+', default=[0, 1, 2])
     p.add_argument('--losses', nargs='+', choices=LOSSES, default=list(LOSSES))
-    p.add_argument('--epochs', type=int, default=5)
+    p.add_argument('--epochs', type=positive_int, default=5)
     p.add_argument('--device', default='auto')
-    p.add_argument('--out', type=Path, default=ROOT / 'work_dirs' / 'benchmarks' / 'toy_mnist')
-    p.add_argument('--force', action='store_true', help='overwrite existing results')
-    p.add_argument('--render-only', action='store_true',
-                   help='re-write table.md from an existing results.json, no training')
+    add_report_arguments(p, ROOT / 'work_dirs' / 'benchmarks' / 'toy_mnist')
     args = p.parse_args(argv)
     if args.render_only:
-        record = json.loads((args.out / 'results.json').read_text())
+        record = read_report(args.out, TOOL)
         md = markdown(summarise(record['runs']), record['args']['seeds'], record['header'])
-        (args.out / 'table.md').write_text(md + '\n')
-        print(md)
+        check_report(args.out, TOOL, force=True)
+        write_report(args.out, TOOL, record, md)
         return 0
-    if (args.out / 'results.json').exists() and not args.force:
-        print(f'error: {args.out}/results.json exists; pass --force or another --out',
-              file=sys.stderr)
-        return 2
-    args.out.mkdir(parents=True, exist_ok=True)
+    check_report(args.out, TOOL, force=args.force)
     base = ToyConfig(epochs=args.epochs, device=args.device)
     runs = []
     for seed in args.seeds:
@@ -102,11 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     md = markdown(table, args.seeds, header)
     record = dict(runs=runs, summary=table, header=header,
                   args=vars(args) | {'out': str(args.out)})
-    (args.out / 'results.json').write_text(json.dumps(record, indent=2))
-    (args.out / 'table.md').write_text(md + '\n')
-    print('\n' + md)
+    check_report(args.out, TOOL, force=args.force)  # nothing appeared meanwhile
+    write_report(args.out, TOOL, record, md)
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

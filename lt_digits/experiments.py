@@ -1,14 +1,18 @@
-"""Running LT-Digits experiments: the dataset, parallel CPU trainings with progress bars, and
-reading their results. Shared by ``tools/demo.py`` and ``benchmarks/lt_detection.py``."""
+"""Running LT-Digits experiments: the dataset, the named methods (peers and ablations), parallel
+CPU trainings with progress bars, resumable run folders, and reading their results. Shared by
+``tools/demo.py`` and ``benchmarks/lt_detection.py``."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,9 +24,102 @@ LT_CONFIGS = {
     'c2am': 'configs/lt_digits/mask-rcnn_r18-half_fpn_c2am_lt-digits.py',
     'c2am-bg': 'configs/lt_digits/mask-rcnn_r18-half_fpn_c2am-bgmargin_lt-digits.py',
 }
+
+_LOSS_CLS = 'model.roi_head.bbox_head.loss_cls.'
+
+
+@dataclass(frozen=True)
+class Method:
+    """A named LT-Digits variant: a config plus ``--cfg-options`` on top of it.
+
+    Attributes:
+        config (str): config path relative to the repository root.
+        options (dict): cfg-options that make the variant (ablations); empty for a config.
+        wrapped_train (bool): the training dataset sits inside a wrapper (RFS).
+        train_ann_option (str, optional): a model option that must name the training
+            annotation file (Federated loss reads its image counts from it).
+    """
+    config: str
+    options: dict = field(default_factory=dict)
+    wrapped_train: bool = False
+    train_ann_option: str | None = None
+
+
+def _cfg(name: str) -> str:
+    return f'configs/lt_digits/mask-rcnn_r18-half_fpn_{name}_lt-digits.py'
+
+
+METHODS: dict[str, Method] = {
+    **{name: Method(path) for name, path in LT_CONFIGS.items()},
+    'eqlv2': Method(_cfg('eqlv2')),
+    'eqlv2-softmax': Method(_cfg('eqlv2-softmax')),
+    'fed': Method(_cfg('fed'), train_ann_option=_LOSS_CLS + 'ann_file'),
+    'rfs-ce': Method(_cfg('ce_sample3e-2'), wrapped_train=True),
+    'rfs-c2am': Method(_cfg('c2am_sample3e-2'), wrapped_train=True),
+    # the paper's ablations (Tables 3-5) as options on the C2AM config
+    **{f'c2am-s{s}': Method(LT_CONFIGS['c2am'], {_LOSS_CLS + 'scale': float(s)})
+       for s in (10, 20, 40, 50)},
+    **{f'c2am-alpha{a}': Method(LT_CONFIGS['c2am'], {_LOSS_CLS + 'alpha': float(a)})
+       for a in ('0', '0.1', '0.3', '0.7', '1.0')},
+    'c2am-fixed0.1': Method(LT_CONFIGS['c2am'], {_LOSS_CLS + 'margin': 'fixed',
+                                                 _LOSS_CLS + 'fixed_margin': 0.1}),
+}
+# Named sets. s = 30 and alpha = 0.5 are the 'c2am' run itself; alpha = 0 is the cosine
+# classifier ('cosine': the same logits as alpha 0 with adaptive margins), so the ablations
+# share those runs with the peer comparison when both use the same --out.
+METHOD_GROUPS: dict[str, list[str]] = {
+    'peers': ['ce', 'cosine', 'seesaw', 'c2am', 'c2am-bg', 'eqlv2', 'fed', 'rfs-ce',
+              'rfs-c2am'],
+    'table3': ['c2am-s10', 'c2am-s20', 'c2am', 'c2am-s40', 'c2am-s50'],
+    'table4': ['cosine', 'c2am-alpha0.1', 'c2am-alpha0.3', 'c2am', 'c2am-alpha0.7',
+               'c2am-alpha1.0'],
+    'table5': ['cosine', 'c2am-fixed0.1', 'c2am'],
+}
+METHOD_GROUPS['ablations'] = list(dict.fromkeys(
+    METHOD_GROUPS['table3'] + METHOD_GROUPS['table4'] + METHOD_GROUPS['table5']))
+
+
+def expand_methods(names: list[str]) -> list[str]:
+    """Method and group names -> method names, in order, without repeats.
+
+    Raises:
+        KeyError: an unknown name.
+    """
+    out = []
+    for name in names:
+        for method in METHOD_GROUPS.get(name, [name]):
+            if method not in METHODS:
+                raise KeyError(name)
+            out.append(method)
+    return list(dict.fromkeys(out))
+
+
+def job_options(method: Method, data_root: Path, iters: int, seed: int) -> dict:
+    """The cfg-options of one run: schedule, seed, and every path pointed at ``data_root``."""
+    root = str(data_root) + '/'
+    val_ann = str(data_root / 'annotations' / 'lvis_v1_val.json')
+    train = 'train_dataloader.dataset.dataset' if method.wrapped_train else \
+        'train_dataloader.dataset'
+    opts = {'train_cfg.max_iters': iters, 'train_cfg.val_interval': iters,
+            'randomness.seed': seed, 'data_root': root, f'{train}.data_root': root,
+            'val_dataloader.dataset.data_root': root,
+            'test_dataloader.dataset.data_root': root,
+            'val_evaluator.ann_file': val_ann, 'test_evaluator.ann_file': val_ann}
+    if method.train_ann_option:
+        opts[method.train_ann_option] = str(data_root / 'annotations' / 'lvis_v1_train.json')
+    return opts | method.options
+
+
 METRIC_KEYS = {'AP mask': 'lvis/segm_AP', 'AP box': 'lvis/bbox_AP', 'APr': 'lvis/segm_APr',
                'APc': 'lvis/segm_APc', 'APf': 'lvis/segm_APf', 'APr box': 'lvis/bbox_APr',
                'APc box': 'lvis/bbox_APc', 'APf box': 'lvis/bbox_APf'}
+# Metrics read when a run logs them (an evaluator added with --cfg-options, e.g. AP-fixed):
+# table column -> key in the final validation row of scalars.json. Add AP-fixed here once the
+# evaluator logs it; the benchmark then reports it like the other columns.
+EXTRA_METRIC_KEYS: dict[str, str] = {}
+# Classifier statistics logged by the ClassifierNormHook: column -> scalar key (last value).
+NORM_KEYS = {'norm f/r': 'cls_norm/f_over_r', 'spearman norm-freq': 'cls_norm/spearman_freq',
+             'margin f->r': 'c2am_margin/f_to_r'}
 ITER_RE = re.compile(r'Iter\(train\) \[\s*(\d+)/(\d+)\]')
 
 
@@ -56,10 +153,24 @@ class TrainJob:
                 '--work-dir', str(self.work_dir)] + (['--cfg-options', *opts] if opts else [])
 
 
-def run_parallel(jobs: list[TrainJob], max_parallel: int = 2, threads: int = 1) -> None:
+def run_parallel(jobs: list[TrainJob], max_parallel: int = 2, threads: int = 1,
+                 on_finish: Callable[[TrainJob, int], None] | None = None,
+                 stop_on_failure: bool = True) -> list[TrainJob]:
     """Run the jobs, ``max_parallel`` at a time, each with ``threads`` CPU threads (one thread
     per process is several times faster than two when the cores are shared), showing one
-    progress bar per job from its log. Raises RuntimeError if a job fails (log path given)."""
+    progress bar per job from its log.
+
+    Args:
+        on_finish: called with each job and its exit status as it ends.
+        stop_on_failure: raise RuntimeError at the first failure (log path given); otherwise
+            run the others and return the failed jobs.
+
+    Returns:
+        list[TrainJob]: the failed jobs (empty with ``stop_on_failure``).
+
+    On an exception (Ctrl-C included) the running jobs are terminated.
+    """
+    failed = []
     from tqdm import tqdm
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
                PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
@@ -84,13 +195,21 @@ def run_parallel(jobs: list[TrainJob], max_parallel: int = 2, threads: int = 1) 
                     log.close()
                     running.remove((job, proc, log))
                     bars[job.name].set_postfix_str('done' if proc.returncode == 0 else 'FAILED')
+                    if on_finish is not None:
+                        on_finish(job, proc.returncode)
                     if proc.returncode != 0:
-                        raise RuntimeError(f'{job.name} failed; see {job.work_dir / "train.log"}')
+                        if stop_on_failure:
+                            raise RuntimeError(
+                                f'{job.name} failed; see {job.work_dir / "train.log"}')
+                        failed.append(job)
     finally:
         for _, proc, _ in running:
             proc.terminate()
+        for _, proc, _ in running:
+            proc.wait()
         for bar in bars.values():
             bar.close()
+    return failed
 
 
 def _update_bar(bar, log_path: Path) -> None:
@@ -113,12 +232,18 @@ def _scalars(work_dir: Path) -> list[dict]:
 
 
 def read_results(work_dir: Path) -> dict:
-    """Final LVIS metrics (percent) and the median logged train step time (s)."""
+    """Final LVIS metrics (percent), the last classifier statistics of the norm hook (when
+    logged) and the median logged train step time (s; NaN when none was logged)."""
     rows = _scalars(work_dir)
     val = [r for r in rows if 'lvis/segm_AP' in r]
     if not val:
         raise RuntimeError(f'{work_dir}: no validation metrics logged')
-    out = {k: 100 * val[-1][v] for k, v in METRIC_KEYS.items() if v in val[-1]}
+    keys = METRIC_KEYS | EXTRA_METRIC_KEYS
+    out = {k: 100 * val[-1][v] for k, v in keys.items() if v in val[-1]}
+    for column, key in NORM_KEYS.items():
+        logged = [r[key] for r in rows if key in r]
+        if logged:
+            out[column] = logged[-1]
     times = [r['time'] for r in rows if 'time' in r and 'iter' in r]
     out['step_s'] = statistics.median(times) if times else float('nan')
     return out
@@ -145,3 +270,112 @@ def markdown_table(results: dict, columns=('AP mask', 'AP box', 'APr', 'APc', 'A
                 cells.append('n/a' if v is None else f'{v:.{d}f}')
         lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
+
+
+# ---------------------------------------------------------------- resumable run folders ------
+RUN_MARKER = '.c2am-run.json'  # written when a run starts: its config and options
+RESULT_MARKER = 'result.json'  # written atomically once the run finished and its results check
+_TIMESTAMP_DIR = re.compile(r'\d{8}_\d{6}')
+_CHECKPOINT = re.compile(r'iter_\d+\.pth')
+REQUIRED_RESULTS = ('AP mask', 'AP box', 'APr', 'APc', 'APf')
+
+
+def run_settings(job: TrainJob) -> dict:
+    """What identifies a run: its config and options (JSON-normalised)."""
+    return json.loads(json.dumps({'config': job.config, 'options': job.options}, default=str))
+
+
+def _written_by_run(entry: Path, job: TrainJob) -> bool:
+    """Whether a top-level entry of a run folder is one that the run writes (the markers,
+    ``train.log``, mmengine's timestamped log folder, checkpoints, the dumped config)."""
+    name = entry.name
+    if entry.is_dir() and not entry.is_symlink():
+        return bool(_TIMESTAMP_DIR.fullmatch(name))
+    return (name in (RUN_MARKER, RESULT_MARKER, 'train.log', 'last_checkpoint',
+                     f'{Path(job.config).stem}.py') or bool(_CHECKPOINT.fullmatch(name))
+            or name.startswith(f'.{RESULT_MARKER}.tmp-') or name.startswith(f'.{RUN_MARKER}.tmp-'))
+
+
+def run_state(job: TrainJob, *, force: bool = False) -> str:
+    """Where a run stands; touches nothing.
+
+    Returns:
+        str: ``'new'`` (no folder or an empty one), ``'finished'`` (its result marker is there
+        and its settings match), or ``'restart'`` (interrupted, or finished and ``force``): a
+        folder holding only what the run wrote, safe to clear.
+
+    Raises:
+        UserError: the folder holds something the benchmark did not write, or a run with other
+            settings (without ``force``).
+    """
+    from projects.c2am.cli import UserError
+    folder = job.work_dir
+    if not folder.exists():
+        return 'new'
+    if not folder.is_dir():
+        raise UserError(f'{folder} is a file, expected a run folder')
+    entries = list(folder.iterdir())
+    if not entries:
+        return 'new'
+    foreign = sorted(e.name for e in entries if not _written_by_run(e, job))
+    if not (folder / RUN_MARKER).is_file() or foreign:
+        what = foreign[0] if foreign else f'no {RUN_MARKER}'
+        raise UserError(f'{folder} holds files this benchmark did not write ({what}); move them '
+                        'or choose another --out')
+    try:
+        recorded = json.loads((folder / RUN_MARKER).read_text())
+    except ValueError:
+        recorded = None
+    if recorded != run_settings(job) and not force:
+        raise UserError(f'{folder} holds a run with other settings than this command '
+                        f'(see its {RUN_MARKER}); pass --force to re-train it or choose another '
+                        '--out')
+    if (folder / RESULT_MARKER).is_file() and not force and recorded == run_settings(job):
+        return 'finished'
+    return 'restart'
+
+
+def start_run(job: TrainJob) -> None:
+    """Clear a folder :func:`run_state` called ``'restart'`` (or ``'new'``) and mark the run as
+    started with its settings."""
+    from projects.c2am.outputs import dumps_json, write_atomic
+    if job.work_dir.exists():
+        shutil.rmtree(job.work_dir)
+    job.work_dir.mkdir(parents=True)
+    write_atomic(job.work_dir / RUN_MARKER, dumps_json(run_settings(job), indent=1))
+
+
+def finite_or_none(obj):
+    """``obj`` with every non-finite float replaced by ``None`` (JSON has no NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_none(v) for v in obj]
+    return obj
+
+
+def finish_run(job: TrainJob) -> dict:
+    """Read and check a finished run's results, then write its result marker atomically.
+
+    Returns:
+        dict: the results (:func:`read_results`, NaN as ``None``).
+
+    Raises:
+        RuntimeError: a required metric is missing or not finite (no marker is written).
+    """
+    from projects.c2am.outputs import dumps_json, write_atomic
+    results = read_results(job.work_dir)
+    bad = [k for k in REQUIRED_RESULTS if not math.isfinite(results.get(k, float('nan')))]
+    if bad:
+        raise RuntimeError(f'{job.work_dir}: no finite {", ".join(bad)} in its log')
+    results = finite_or_none(results)
+    write_atomic(job.work_dir / RESULT_MARKER, dumps_json(
+        {'settings': run_settings(job), 'results': results}, indent=1))
+    return results
+
+
+def load_result(job: TrainJob) -> dict:
+    """The results a finished run recorded in its marker."""
+    return json.loads((job.work_dir / RESULT_MARKER).read_text())['results']

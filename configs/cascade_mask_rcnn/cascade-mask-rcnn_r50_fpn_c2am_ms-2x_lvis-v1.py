@@ -1,6 +1,8 @@
 # C2AM of Table 2 on Cascade Mask R-CNN: the classifier of all three stages is replaced.
 _base_ = './cascade-mask-rcnn_r50_fpn_ce_ms-2x_lvis-v1.py'
 custom_imports = dict(imports=['projects.c2am.mmdet_plugin'], allow_failed_imports=False)
+# classifier norms per frequency group and C2AM's margins, logged every LoggerHook interval
+custom_hooks = [dict(type='ClassifierNormHook')]
 stage_target_stds = [[0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1],
                      [0.033, 0.033, 0.067, 0.067]]
 model = dict(

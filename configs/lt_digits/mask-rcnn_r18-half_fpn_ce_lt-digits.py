@@ -10,6 +10,8 @@ _base_ = [
 ]
 from lt_digits.categories import category_names  # noqa: E402  (the names live there)
 
+# the plugin registers the ClassifierNormHook (classifier norms per frequency group, logged)
+custom_imports = dict(imports=['projects.c2am.mmdet_plugin'], allow_failed_imports=False)
 data_root = 'data/lt_digits/'
 classes = tuple(category_names())
 num_classes = 100
@@ -79,6 +81,7 @@ auto_scale_lr = dict(enable=False, base_batch_size=8)
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1))
+custom_hooks = [dict(type='ClassifierNormHook')]  # every LoggerHook interval
 log_processor = dict(type='LogProcessor', window_size=20, by_epoch=False)
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                dist_cfg=dict(backend='gloo'))

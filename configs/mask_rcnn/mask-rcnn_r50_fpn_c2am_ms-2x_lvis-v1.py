@@ -1,6 +1,8 @@
 # C2AM of Table 2: the CE baseline with the bbox classifier replaced (s = 30, alpha = 0.5).
 _base_ = './mask-rcnn_r50_fpn_ce_ms-2x_lvis-v1.py'
 custom_imports = dict(imports=['projects.c2am.mmdet_plugin'], allow_failed_imports=False)
+# classifier norms per frequency group and C2AM's margins, logged every LoggerHook interval
+custom_hooks = [dict(type='ClassifierNormHook')]
 model = dict(
     roi_head=dict(
         bbox_head=dict(

@@ -1,10 +1,16 @@
-"""MMDetection plugin of C2AM: importing this module registers its modules in mmdet's MODELS.
+"""MMDetection plugin of C2AM: importing this module registers its modules in mmdet's registries.
 
 Use from a config::
 
     custom_imports = dict(imports=['projects.c2am.mmdet_plugin'], allow_failed_imports=False)
+
+Registered: ``C2AMBBoxHead`` (+ ``C2AMLoss``, ``C2AMCosineClassifier``), the peers
+``SigmoidEQLV2Loss`` and ``FederatedLoss``, and the ``ClassifierNormHook``.
 """
 from .. import compat  # noqa: F401  (first: fixes for the pinned stack)
 from .c2am_bbox_head import C2AMBBoxHead
+from .classifier_norm_hook import ClassifierNormHook
+from .federated_loss import FederatedLoss
+from .sigmoid_eqlv2_loss import SigmoidEQLV2Loss
 
-__all__ = ['C2AMBBoxHead']
+__all__ = ['C2AMBBoxHead', 'ClassifierNormHook', 'FederatedLoss', 'SigmoidEQLV2Loss']

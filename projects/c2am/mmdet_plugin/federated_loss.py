@@ -1,0 +1,148 @@
+"""Federated loss (Zhou et al., "Probabilistic two-stage detection", 2021) for mmdet's bbox heads.
+
+The Detectron2 / CenterNet2 form: sigmoid cross-entropy over the foreground classes, counted
+only for a subset of classes per batch: every class present in the batch's RoI labels, topped
+up to ``num_classes_per_batch`` (50) with classes drawn without replacement with probability
+proportional to ``image_count ** freq_weight_power`` (0.5). Background RoIs are all-zero targets;
+the background logit takes no part (test-time scores are ``sigmoid`` of the foreground logits).
+The image counts come from the training annotation file (LVIS ``image_count``).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from mmdet.models.losses import accuracy
+from mmdet.registry import MODELS
+from torch import Tensor, nn
+
+from .lvis_categories import load_lvis_categories
+
+
+def federated_classes(labels: Tensor, num_classes: int, num_classes_per_batch: int,
+                      sample_weight: Tensor) -> Tensor:
+    """The classes a batch's federated loss counts.
+
+    Args:
+        labels (Tensor): ``[N]`` RoI labels in ``[0, C]``, background = ``C``.
+        num_classes (int): ``C``.
+        num_classes_per_batch (int): the labels' classes are topped up to this many.
+        sample_weight (Tensor): ``[C]`` sampling weight of each class (``image_count ** p``).
+
+    Returns:
+        Tensor: ``[K]`` class indices: the unique labels (background included when present, as
+        in Detectron2) and then the sampled classes; sampling uses torch's global generator.
+    """
+    present = torch.unique(labels)
+    if len(present) >= num_classes_per_batch:
+        return present
+    prob = sample_weight.new_zeros(num_classes + 1, dtype=torch.float32)
+    prob[:num_classes] = sample_weight.float()
+    prob[present] = 0
+    available = int((prob > 0).sum())
+    extra = min(num_classes_per_batch - len(present), available)
+    if extra == 0:
+        return present
+    return torch.cat([present, torch.multinomial(prob, extra, replacement=False)])
+
+
+def federated_loss(cls_score: Tensor, labels: Tensor, classes: Tensor,
+                   weight: Tensor | None = None, avg_factor: float | None = None) -> Tensor:
+    """Sigmoid cross-entropy over the foreground columns in ``classes``.
+
+    ``sum_{n, j in classes, j < C} w_n * BCE(x_nj, [labels_n == j]) / avg_factor``.
+
+    Args:
+        cls_score (Tensor): ``[N, C + 1]`` logits, background last (unused).
+        labels (Tensor): ``[N]`` labels in ``[0, C]``.
+        classes (Tensor): ``[K]`` counted classes (from :func:`federated_classes`).
+        weight (Tensor, optional): ``[N]`` per-RoI weights.
+        avg_factor (float, optional): divisor; defaults to ``N`` (Detectron2).
+
+    Returns:
+        Tensor: scalar loss.
+    """
+    num, num_classes = cls_score.shape[0], cls_score.shape[1] - 1
+    target = F.one_hot(labels, num_classes + 1)[:, :num_classes].to(cls_score.dtype)
+    mask = cls_score.new_zeros(num_classes + 1)
+    mask[classes] = 1
+    per_entry = F.binary_cross_entropy_with_logits(cls_score[:, :num_classes], target,
+                                                   reduction='none') * mask[:num_classes]
+    if weight is not None:
+        per_entry = per_entry * weight.reshape(-1, 1).to(per_entry.dtype)
+    return per_entry.sum() / (float(num) if avg_factor is None else avg_factor)
+
+
+@MODELS.register_module()
+class FederatedLoss(nn.Module):
+    """Federated loss as an mmdet classification loss (sigmoid, background column unused).
+
+    Args:
+        ann_file (str): the TRAINING annotation file (LVIS format), read once for the classes'
+            ``image_count``; label ``k`` is its ``k``-th category (mmdet's LVIS order).
+        num_classes (int): ``C``; must match the file and the head.
+        num_classes_per_batch (int): classes counted per batch. Defaults to 50.
+        freq_weight_power (float): sampling weight ``image_count ** p``. Defaults to 0.5.
+        loss_weight (float): multiplier. Defaults to 1.0.
+    """
+
+    custom_cls_channels = True
+    custom_activation = True
+    custom_accuracy = True
+
+    def __init__(self, ann_file: str, num_classes: int, num_classes_per_batch: int = 50,
+                 freq_weight_power: float = 0.5, loss_weight: float = 1.0) -> None:
+        super().__init__()
+        if num_classes_per_batch < 1:
+            raise ValueError(f'num_classes_per_batch must be >= 1, got {num_classes_per_batch}')
+        counts = load_lvis_categories(ann_file)['image_count']
+        if len(counts) != num_classes:
+            raise ValueError(f'FederatedLoss: {ann_file} has {len(counts)} categories, '
+                             f'num_classes is {num_classes}')
+        self.num_classes = num_classes
+        self.num_classes_per_batch = num_classes_per_batch
+        self.freq_weight_power = freq_weight_power
+        self.loss_weight = loss_weight
+        self.register_buffer('sample_weight', counts ** freq_weight_power, persistent=False)
+
+    def get_cls_channels(self, num_classes: int) -> int:
+        """``num_classes + 1`` outputs (background column kept for mmdet's layout)."""
+        if num_classes != self.num_classes:
+            raise ValueError(f'FederatedLoss: num_classes {self.num_classes} differs from the '
+                             f"head's {num_classes}")
+        return num_classes + 1
+
+    def get_activation(self, cls_score: Tensor) -> Tensor:
+        """Test-time scores: ``[N, C + 1]``, ``sigmoid`` of the foreground logits, 0 in the
+        background column (mmdet's NMS drops it)."""
+        scores = torch.sigmoid(cls_score)
+        scores[:, -1] = 0
+        return scores
+
+    def get_accuracy(self, cls_score: Tensor, labels: Tensor) -> dict:
+        """Accuracy on foreground RoIs of the arg-max foreground class (percent)."""
+        fg = labels < self.num_classes
+        if not fg.any():
+            return dict(acc=cls_score.new_tensor(0.0))
+        return dict(acc=accuracy(cls_score.detach()[fg, :-1], labels[fg]))
+
+    def forward(self, cls_score: Tensor, label: Tensor, weight: Tensor | None = None,
+                avg_factor: float | None = None, reduction_override: str | None = None,
+                **kwargs) -> Tensor:
+        """Federated loss of a batch of RoIs.
+
+        Args:
+            cls_score (Tensor): ``[N, C + 1]`` logits.
+            label (Tensor): ``[N]`` labels, background = ``C``.
+            weight (Tensor, optional): ``[N]`` per-RoI weights.
+            avg_factor (float, optional): divisor (mmdet passes the count of weighted RoIs).
+            reduction_override (str, optional): only ``None`` / ``'mean'`` are supported.
+
+        Returns:
+            Tensor: the weighted scalar loss.
+        """
+        if reduction_override not in (None, 'mean'):
+            raise ValueError(f'FederatedLoss supports only mean reduction, got '
+                             f'{reduction_override!r}')
+        classes = federated_classes(label, self.num_classes, self.num_classes_per_batch,
+                                    self.sample_weight)
+        return self.loss_weight * federated_loss(cls_score, label, classes, weight, avg_factor)

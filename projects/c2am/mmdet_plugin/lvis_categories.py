@@ -1,0 +1,45 @@
+"""Category statistics of an LVIS-format annotation file, in the detector's label order."""
+from __future__ import annotations
+
+import json
+import os
+
+import torch
+
+GROUPS = ('r', 'c', 'f')
+
+
+def load_lvis_categories(ann_file: str | os.PathLike) -> dict:
+    """Read the categories of an LVIS-format annotation file.
+
+    Label ``k`` is the ``k``-th category of the file, the order mmdet's ``LVISV1Dataset``
+    uses (``lvis.LVIS.get_cat_ids()``). The file may also be a bare JSON list of categories
+    (a small extract of a large annotation file).
+
+    Args:
+        ann_file (str | PathLike): the annotation file (``categories`` with ``id``, ``name``,
+            ``frequency`` in ``r``/``c``/``f`` and ``image_count``, as in LVIS v0.5 / v1).
+
+    Returns:
+        dict: ``ids`` (list[int]), ``names`` (list[str]), ``frequency`` (list[str]) and
+        ``image_count`` (Tensor ``[C]``, float32).
+
+    Raises:
+        ValueError: a category lacks ``frequency`` or ``image_count``, or has an unknown group.
+    """
+    with open(ann_file) as f:
+        data = json.load(f)
+    cats = data if isinstance(data, list) else data.get('categories')
+    if not cats:
+        raise ValueError(f'{ann_file}: no categories')
+    for cat in cats:
+        missing = {'id', 'frequency', 'image_count'} - set(cat)
+        if missing:
+            raise ValueError(f'{ann_file}: category {cat.get("id")} lacks {sorted(missing)} '
+                             '(LVIS-format frequency fields)')
+        if cat['frequency'] not in GROUPS:
+            raise ValueError(f'{ann_file}: category {cat["id"]} has frequency '
+                             f'{cat["frequency"]!r}, expected one of {GROUPS}')
+    return dict(ids=[c['id'] for c in cats], names=[c.get('name', '') for c in cats],
+                frequency=[c['frequency'] for c in cats],
+                image_count=torch.tensor([float(c['image_count']) for c in cats]))

@@ -1,0 +1,221 @@
+"""benchmarks/lt_detection.py: planning, resuming, refusing foreign files, paired differences,
+and the shared report rules (a fake trainer writes the logs a real run would)."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from mmengine.config import Config
+
+from lt_digits import experiments
+from lt_digits.experiments import METHOD_GROUPS, METHODS, RUN_MARKER, job_options
+
+ROOT = Path(__file__).resolve().parents[1]
+FAKE_AP = {'ce': 20.0, 'c2am': 25.0, 'eqlv2': 22.0}
+SEED_SHIFT = {0: 0.0, 1: 1.0, 2: -0.5}
+
+
+def _bench(name: str):
+    spec = importlib.util.spec_from_file_location(f'bench_{name}', ROOT / 'benchmarks' /
+                                                  f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+FAKE_TRAIN = r'''
+import json, sys, pathlib
+work, method, seed, count = pathlib.Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+with open(count, 'a') as f:
+    f.write(work.name + '\n')
+ap = {ap}[method] + {shift}[seed] + (1.0 if method == 'c2am' and seed == 2 else 0.0)
+ap_r = ap / 2 - (3.0 if method == 'eqlv2' and seed == 1 else 0.0)
+vis = work / '20260101_000000' / 'vis_data'
+vis.mkdir(parents=True)
+rows = [dict(step=1, iter=1, time=0.5, loss=1.0, **{{'cls_norm/f_over_r': 1.5}}),
+        dict(step=2, **{{k: v / 100 for k, v in dict(segm_AP=ap, bbox_AP=ap + 1, segm_APr=ap_r,
+             segm_APc=ap, segm_APf=ap + 2, bbox_APr=ap_r).items()}})]
+rows[1] = {{'lvis/' + k if k != 'step' else k: v for k, v in rows[1].items()}}
+(vis / 'scalars.json').write_text('\n'.join(json.dumps(r) for r in rows))
+'''
+
+
+@pytest.fixture
+def fake_training(monkeypatch, tmp_path):
+    """TrainJob.command runs a fake trainer; the dataset step is skipped."""
+    script = tmp_path / 'fake_train.py'
+    script.write_text(FAKE_TRAIN.format(ap=FAKE_AP, shift=SEED_SHIFT))
+    count = tmp_path / 'trained.txt'
+
+    def command(job):
+        method, seed = job.name.rsplit('_s', 1)
+        return [sys.executable, str(script), str(job.work_dir), method, seed, str(count)]
+
+    monkeypatch.setattr(experiments.TrainJob, 'command', command)
+    bench = _bench('lt_detection')
+    monkeypatch.setattr(bench, 'ensure_lt_digits', lambda root: None)
+    monkeypatch.setattr(experiments.time, 'sleep', lambda s: None)
+    return bench, count
+
+
+def _trained(count: Path) -> list[str]:
+    return count.read_text().split() if count.exists() else []
+
+
+def test_three_seeds_paired_differences_and_resume(fake_training, tmp_path):
+    bench, count = fake_training
+    out = tmp_path / 'bench'
+    argv = ['--methods', 'ce', 'c2am', 'eqlv2', '--seeds', '0', '1', '2', '--out', str(out),
+            '--parallel', '2']
+    assert bench.main(argv) == 0
+    assert sorted(_trained(count)) == sorted(f'{m}_s{s}' for m in FAKE_AP for s in range(3))
+    record = json.loads((out / 'results.json').read_text())
+    assert record['tool'] == 'benchmarks/lt_detection.py' and record['missing'] == []
+    # C2AM - CE per seed: 5, 5, 6 -> +5.33, 3/3; EQLv2 - C2AM APr: -1.5, -4.5, -2.0 -> 3/3
+    d = record['paired']['ce']['c2am']['AP mask']
+    assert d['mean'] == pytest.approx(16 / 3) and d['consistent'] == 3 and d['n'] == 3
+    assert d['per_seed'] == {'0': 5.0, '1': 5.0, '2': 6.0}
+    d = record['paired']['c2am']['eqlv2']['APr']
+    assert d['mean'] == pytest.approx(-8 / 3) and d['consistent'] == 3
+    # EQLv2 - CE APr: +1, -2, +1 -> mean 0: no seed "consistent" with a zero mean
+    assert record['paired']['ce']['eqlv2']['APr']['consistent'] == 0
+    mean, std = record['summary']['c2am']['AP mask']
+    assert mean == pytest.approx((25 + 26 + 25.5) / 3)
+    table = (out / 'table.md').read_text()
+    assert '| c2am | +5.3, 3/3 |' in table and 'Paired difference against ce' in table
+    # a rerun trains nothing
+    assert bench.main(argv) == 0
+    assert len(_trained(count)) == 9
+    # an interrupted run (its folder has no result marker) restarts from scratch
+    (out / 'runs' / 'c2am_s1' / 'result.json').unlink()
+    (out / 'runs' / 'c2am_s1' / 'iter_300.pth').write_bytes(b'partial')
+    assert bench.main(argv) == 0
+    assert _trained(count)[9:] == ['c2am_s1']
+    assert not (out / 'runs' / 'c2am_s1' / 'iter_300.pth').exists()
+    # --render-only: from the recorded runs, no training
+    (out / 'table.md').unlink()
+    assert bench.main(argv + ['--render-only']) == 0
+    assert '| c2am | +5.3, 3/3 |' in (out / 'table.md').read_text()
+    assert len(_trained(count)) == 10
+
+
+def test_foreign_files_stop_everything_before_it_starts(fake_training, tmp_path, capsys):
+    bench, count = fake_training
+    out = tmp_path / 'bench'
+    mine = out / 'runs' / 'c2am_s0' / 'notes.txt'
+    mine.parent.mkdir(parents=True)
+    (mine.parent / RUN_MARKER).write_text('{}')
+    mine.write_text('user data')
+    argv = ['--methods', 'ce', 'c2am', '--seeds', '0', '--out', str(out)]
+    assert bench.run_cli(bench.main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'notes.txt' in err
+    assert mine.read_text() == 'user data' and _trained(count) == []
+    assert not (out / 'runs' / 'ce_s0').exists()  # nothing started
+    # a report written by someone else is never overwritten
+    mine.unlink()
+    (mine.parent / RUN_MARKER).unlink()
+    (out / 'results.json').write_text('{"mine": 1}')
+    assert bench.run_cli(bench.main, argv) == 2
+    assert (out / 'results.json').read_text() == '{"mine": 1}' and _trained(count) == []
+
+
+def test_changed_settings_need_force(fake_training, tmp_path):
+    bench, count = fake_training
+    out = tmp_path / 'bench'
+    assert bench.main(['--methods', 'ce', '--seeds', '0', '--out', str(out)]) == 0
+    argv = ['--methods', 'ce', '--seeds', '0', '--out', str(out), '--iters', '50']
+    assert bench.run_cli(bench.main, argv) == 2
+    assert bench.main(argv + ['--force']) == 0
+    assert _trained(count) == ['ce_s0', 'ce_s0']
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--methods', 'nope'], 'unknown method'),
+    (['--seeds', '-1'], 'integer >= 0'),
+    (['--parallel', '0'], 'integer >= 1'),
+    (['--cfg-options', 'novalue'], 'KEY=VALUE'),
+])
+def test_bad_arguments_are_one_usage_error(argv, message, tmp_path, capsys):
+    bench = _bench('lt_detection')
+    with pytest.raises(SystemExit) as exit_:
+        bench.main(argv + ['--out', str(tmp_path / 'o')])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / 'o').exists()
+
+
+def test_groups_cover_the_paper_tables():
+    assert set(METHOD_GROUPS['peers']) >= {'ce', 'c2am', 'eqlv2', 'fed', 'rfs-ce', 'rfs-c2am'}
+    scales = [METHODS[m].options.get('model.roi_head.bbox_head.loss_cls.scale', 30.0)
+              for m in METHOD_GROUPS['table3']]
+    assert scales == [10.0, 20.0, 30.0, 40.0, 50.0]
+    assert len(METHOD_GROUPS['table4']) == 6 and 'c2am-fixed0.1' in METHOD_GROUPS['table5']
+
+
+@pytest.mark.parametrize('method', ['c2am-s10', 'c2am-alpha0.3', 'c2am-fixed0.1', 'rfs-ce',
+                                    'fed'])
+def test_variant_options_build_the_intended_model(method, tmp_path):
+    """The options a job passes to tools/train.py give the variant (built, not trained)."""
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    m = METHODS[method]
+    ann = tmp_path / 'annotations' / 'lvis_v1_train.json'
+    ann.parent.mkdir()
+    ann.write_text(json.dumps(dict(categories=[dict(id=i, name=str(i), frequency='f',
+                                                    image_count=i) for i in range(1, 101)])))
+    cfg = Config.fromfile(str(ROOT / m.config))
+    cfg.merge_from_dict(job_options(m, tmp_path, 10, 3))
+    assert cfg.randomness.seed == 3 and cfg.train_cfg.max_iters == 10
+    train = cfg.train_dataloader.dataset
+    if method == 'rfs-ce':
+        assert train.type == 'ClassBalancedDataset' and 'data_root' not in train
+        train = train.dataset
+    assert train.data_root == str(tmp_path) + '/'
+    head = MODELS.build(cfg.model.roi_head.bbox_head)
+    if method == 'c2am-s10':
+        assert head.loss_cls.scale == head.fc_cls.scale == 10.0
+    if method == 'c2am-alpha0.3':
+        assert head.loss_cls.alpha == 0.3
+    if method == 'c2am-fixed0.1':
+        assert (head.loss_cls.margin, head.loss_cls.fixed_margin) == ('fixed', 0.1)
+    if method == 'fed':
+        assert head.loss_cls.sample_weight[3].item() == pytest.approx(2.0)  # sqrt(4)
+
+
+def test_toy_benchmark_report_rules(tmp_path, capsys):
+    toy = _bench('toy_mnist')
+    out = tmp_path / 'toy'
+    out.mkdir()
+    (out / 'results.json').write_text('{"other": true}')
+    assert toy.run_cli(toy.main, ['--out', str(out), '--force']) == 2
+    assert 'was not written by' in capsys.readouterr().err
+    assert (out / 'results.json').read_text() == '{"other": true}'
+    assert toy.run_cli(toy.main, ['--out', str(tmp_path / 'none'), '--render-only']) == 2
+
+
+def test_plot_norm_trajectories_from_logged_scalars(tmp_path, capsys):
+    plot = _bench('plot_norm_trajectories')
+    runs = {}
+    for label, ratio in (('ce', 1.2), ('c2am', 2.0)):
+        vis = tmp_path / label / '20260101_000000' / 'vis_data'
+        vis.mkdir(parents=True)
+        rows = [{'step': s, 'loss': 1.0, 'cls_norm/r': 1.0, 'cls_norm/c': 1.1,
+                 'cls_norm/f': ratio * s / 20, 'cls_norm/f_over_r': ratio * s / 20,
+                 'cls_norm/spearman_freq': 0.5} | ({'c2am_margin/f_to_r': 0.1 * s / 20}
+                                                   if label == 'c2am' else {})
+                for s in (20, 40)]
+        rows.insert(1, {'step': 40, 'lvis/segm_AP': 0.3})  # a validation row, no statistics
+        (vis / 'scalars.json').write_text('\n'.join(json.dumps(r) for r in rows))
+        runs[label] = f'{label.upper()}={tmp_path / label}'
+    out = tmp_path / 'figs' / 'traj'
+    assert plot.main([runs['ce'], runs['c2am'], '--out', str(out)]) == 0
+    assert out.with_suffix('.png').stat().st_size > 0 and out.with_suffix('.pdf').is_file()
+    data = json.loads(out.with_suffix('.json').read_text())
+    assert data['C2AM']['series']['cls_norm/f_over_r'] == [[20, 2.0], [40, 4.0]]
+    assert 'c2am_margin/f_to_r' not in data['CE']['series']
+    assert plot.run_cli(plot.main, [runs['ce'], '--out', str(out)]) == 2  # exists: --force
+    assert 'exists' in capsys.readouterr().err
+    (tmp_path / 'empty').mkdir()
+    assert plot.run_cli(plot.main, [f'X={tmp_path / "empty"}', '--out', str(tmp_path / 'o')]) == 2
