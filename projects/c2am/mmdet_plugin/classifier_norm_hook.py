@@ -69,7 +69,7 @@ def classifier_norm_statistics(norms: Tensor, groups: list[str], frequency_ranks
     if rho == rho:  # undefined when all norms (or all counts) are equal
         out['cls_norm/spearman_freq'] = rho
     if alpha is not None and len(index['f']):
-        margins = c2am_margins(norms, index['f'], alpha)  # [n_f, C]
+        margins = c2am_margins(norms, index['f'], alpha=alpha)  # [n_f, C]
         for g in ('r', 'c'):
             if len(index[g]):
                 out[f'c2am_margin/f_to_{g}'] = float(margins[:, index[g]].mean())
