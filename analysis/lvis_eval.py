@@ -23,8 +23,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from projects.c2am.cli import check_output_location, existing_file, run_cli  # noqa: E402
-from projects.c2am.lvis_eval import (AP_KEYS, BACKENDS, IOU_TYPES, POOL_KEYS,  # noqa: E402
-                                     evaluate, load_groundtruth)
+from projects.c2am.lvis_eval import (  # noqa: E402
+    AP_KEYS,
+    BACKENDS,
+    IOU_TYPES,
+    POOL_KEYS,
+    evaluate,
+    load_groundtruth,
+)
 from projects.c2am.lvis_eval.results_file import load_results, pick_iou_types  # noqa: E402
 from projects.c2am.outputs import check_output_files, dumps_json, write_atomic  # noqa: E402
 
