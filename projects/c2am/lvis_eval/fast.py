@@ -165,7 +165,11 @@ def _gt_rle(gt: GroundTruth, k: int):
 def _mask_areas(gt: GroundTruth, dets: Detections) -> np.ndarray:
     from pycocotools import mask as mask_utils
     rles = [_det_rle(gt, dets, i) for i in range(len(dets))]
-    return np.asarray(mask_utils.area(rles), np.float64).reshape(-1)
+    # pycocotools' area() sizes a scratch array as uint8(n): it fails above 255 RLEs per call
+    # under numpy 2, so call it in chunks
+    parts = [np.asarray(mask_utils.area(rles[i:i + 255]), np.float64).reshape(-1)
+             for i in range(0, len(rles), 255)]
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def precision_per_category(ev: Evaluated) -> tuple[np.ndarray, np.ndarray]:

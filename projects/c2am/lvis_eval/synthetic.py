@@ -44,7 +44,7 @@ def make_case(n_images: int = 40, n_cats: int = 30, dets_per_image: int = 40, *,
         n_gt = int(rng.poisson(gt_per_image))
         g_cat = rng.choice(cat_ids, n_gt, p=weights)
         g_box = _boxes(rng, n_gt, h, w)
-        if n_gt and rng.random() < 0.1:
+        if n_gt and k % 5 == 1:
             g_box[0, 2] = 0.0  # a degenerate box, area 0: lvis-api drops it
         for c, b in zip(g_cat.tolist(), g_box):
             area = float(b[2] * b[3])
@@ -63,7 +63,7 @@ def make_case(n_images: int = 40, n_cats: int = 30, dets_per_image: int = 40, *,
                            file_name=f'{img:012d}.jpg'))
         n_det = dets_per_image + (30 if k < over_cap else 0)
         dets.extend(_detections(rng, img, h, w, n_det, g_box, g_cat, neg, cat_ids, tie_frac,
-                                segm))
+                                segm, zero_area=k % 5 == 0))
     order = rng.permutation(len(dets))  # images interleaved in the result file
     dets = [dets[i] for i in order]
     gt = dict(images=images, annotations=anns, categories=cats,
@@ -87,7 +87,8 @@ def _polygon(rng, b) -> list:
     return [float(round(v, 2)) for v in pts]
 
 
-def _detections(rng, img, h, w, n, g_box, g_cat, neg, cat_ids, tie_frac, segm) -> list:
+def _detections(rng, img, h, w, n, g_box, g_cat, neg, cat_ids, tie_frac, segm, *,
+                zero_area) -> list:
     n_true = min(n // 2, 3 * len(g_box))
     src = rng.integers(0, len(g_box), n_true) if len(g_box) else np.zeros(0, np.int64)
     box_t = g_box[src] + rng.normal(0, 0.08, (n_true, 4)) * np.repeat(g_box[src][:, 2:], 2, 1)
@@ -103,7 +104,7 @@ def _detections(rng, img, h, w, n, g_box, g_cat, neg, cat_ids, tie_frac, segm) -
     box[:, 0] = np.clip(box[:, 0], 0, w - box[:, 2])
     box[:, 1] = np.clip(box[:, 1], 0, h - box[:, 3])
     box = np.round(box, 2)
-    if n and rng.random() < 0.05:
+    if n and zero_area:
         box[-1, 3] = 0.0  # zero-area detection
     cat = np.concatenate([cat_t, cat_n, cat_r])
     score = rng.beta(1.2, 3.0, n)
