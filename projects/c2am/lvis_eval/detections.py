@@ -172,7 +172,8 @@ def detections_from_predictions(samples, cat_ids) -> dict[str, Detections]:
 
     Args:
         samples: list of dicts with ``img_id`` and ``pred_instances`` (``bboxes`` x1y1x2y2,
-            ``scores``, ``labels``, optional ``masks`` as RLE dicts), numpy or torch.
+            ``scores``, ``labels``, optional ``masks`` as RLE dicts and ``mask_scores``), numpy
+            or torch.
         cat_ids: category id of each label (the annotation file's category order).
 
     Returns:
@@ -180,7 +181,7 @@ def detections_from_predictions(samples, cat_ids) -> dict[str, Detections]:
         converted to x, y, w, h in float64 as mmdet's ``LVISMetric.results2json`` does.
     """
     cat_ids = np.asarray(cat_ids, np.int64)
-    img, lab, score, boxes, masks = [], [], [], [], []
+    img, lab, score, boxes, masks, mask_score = [], [], [], [], [], []
     have_masks = True
     try:
         for s in samples:
@@ -197,6 +198,9 @@ def detections_from_predictions(samples, cat_ids) -> dict[str, Detections]:
                 have_masks = False  # no masks, or binary masks not encoded to RLE
             else:
                 masks.extend(_rle(x) for x in m)
+                ms = pred.get('mask_scores')
+                mask_score.append(sc if ms is None
+                                  else np.asarray(_numpy(ms)).astype(np.float64).reshape(-1))
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise EvalInputError(f'not an mmdet prediction list ({type(err).__name__}: {err})') \
             from None
@@ -211,7 +215,8 @@ def detections_from_predictions(samples, cat_ids) -> dict[str, Detections]:
                 else np.zeros(0), source='predictions')
     out = {'bbox': Detections(**base, bbox=xywh)}
     if have_masks and masks:
-        out['segm'] = Detections(**base, bbox=xywh, segm=masks)
+        out['segm'] = Detections(**dict(base, score=np.concatenate(mask_score)), bbox=xywh,
+                                 segm=masks)
     return out
 
 

@@ -1,4 +1,5 @@
-"""MMDetection plugin of C2AM: importing this module registers its modules in mmdet's MODELS.
+"""MMDetection plugin of C2AM: importing this module registers its modules in mmdet's
+registries (MODELS: the C2AM head; METRICS: FastLVISMetric).
 
 Use from a config::
 
@@ -6,5 +7,6 @@ Use from a config::
 """
 from .. import compat  # noqa: F401  (first: fixes for the pinned stack)
 from .c2am_bbox_head import C2AMBBoxHead
+from .fast_lvis_metric import FastLVISMetric
 
-__all__ = ['C2AMBBoxHead']
+__all__ = ['C2AMBBoxHead', 'FastLVISMetric']
