@@ -73,7 +73,7 @@ def test_config_recipe(path):
     assert cfg.train_dataloader.batch_size == 2
     rcnn = cfg.model.test_cfg.rcnn
     assert (rcnn.score_thr, rcnn.max_per_img, rcnn.nms.iou_threshold) == (0.0001, 300, 0.5)
-    # data: RFS only where named, flip + multi-scale train, 1333x800 test, LVISMetric
+    # data: RFS only where named, flip + multi-scale train, 1333x800 test, FastLVISMetric
     ds = cfg.train_dataloader.dataset
     if 'sample1e-3' in name:
         assert ds.type == 'ClassBalancedDataset' and ds.oversample_thr == 1e-3
@@ -86,7 +86,7 @@ def test_config_recipe(path):
     assert types['RandomFlip']['prob'] == 0.5
     test_resize = [t for t in cfg.test_dataloader.dataset.pipeline if t['type'] == 'Resize'][0]
     assert tuple(test_resize['scale']) == (1333, 800)
-    assert cfg.val_evaluator.type == 'LVISMetric'
+    assert cfg.val_evaluator.type == 'FastLVISMetric'
     assert set(cfg.val_evaluator.metric) == {'bbox', 'segm'}
     assert ('lvis_v0.5_val' if 'lvis-v0.5' in name else 'lvis_v1_val') in \
         cfg.val_evaluator.ann_file

