@@ -169,11 +169,14 @@ def stop_on_invalid_loss():
         priority = 'VERY_HIGH'
 
         def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-            loss = outputs.get('loss') if isinstance(outputs, dict) else None
-            if loss is None or bool(torch.isfinite(torch.as_tensor(loss)).all()):
+            if not isinstance(outputs, dict) or outputs.get('loss') is None:
                 return
-            bad = {k: float(v) for k, v in outputs.items() if k.startswith('loss')
-                   and not bool(torch.isfinite(torch.as_tensor(v)).all())}
+            values = {k: torch.as_tensor(v).detach() for k, v in outputs.items()
+                      if k.startswith('loss')}
+            if bool(torch.isfinite(values['loss']).all()):
+                return
+            bad = {k: float(v.float().mean()) for k, v in values.items()
+                   if not bool(torch.isfinite(v).all())}
             parts = ', '.join(f'{k}={v}' for k, v in bad.items())
             raise InvalidLoss(f'training stopped at iteration {runner.iter + 1}: the loss is not '
                               f'finite ({parts}); lower the learning rate, enable gradient '
