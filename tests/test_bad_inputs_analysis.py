@@ -276,7 +276,8 @@ def _ap(ids, value=0.5):
     (json.dumps(_ap(range(1, 7), 'high')), "ap_bbox 'high' is not in [0, 1]"),
     (json.dumps(_ap(range(1, 7), True)), 'ap_bbox True is not in [0, 1]'),
     (json.dumps(_ap(range(1, 7))).replace('0.5', 'Infinity'), 'ap_bbox inf is not in [0, 1]'),
-    (json.dumps(_ap(range(1, 4))), 'does not cover the categories of the classifier (3 missing, e.g. id 4)'),
+    (json.dumps(_ap(range(1, 4))),
+     'does not cover the categories of the classifier (3 missing, e.g. id 4)'),
 ])
 def test_bad_per_class_ap_files(capsys, case, content, message):
     ap = case['dir'] / 'ap.json'

@@ -14,9 +14,11 @@ code) whose keys and shapes fit the model: a partial fit (fine-tuning from anoth
 detector) needs ``--allow-partial-load``, which prints how many keys matched.
 
 A work dir that already holds checkpoints is refused unless ``--resume`` continues the run or
-``--force`` starts afresh there. ``--force`` never deletes: once training is about to start,
-the earlier run's checkpoints (``*.pth`` and ``last_checkpoint``) are moved into
-``<work dir>/replaced-<time>/``, where they stay until you remove them.
+``--force`` starts afresh there. ``--force`` never deletes: the earlier run's checkpoints
+(``*.pth`` and ``last_checkpoint``) stay in place until the new run saves its first
+checkpoint; just before that save they are moved into ``<work dir>/replaced-<time>/``, where
+they stay until you remove them. A new run that fails before its first checkpoint leaves them
+untouched.
 
 Non-finite loss: every iteration's loss is checked; at the first NaN / Inf loss training stops
 with one line naming the iteration and the loss terms, before a checkpoint of those weights is
@@ -133,14 +135,31 @@ def start_checkpoint(cfg) -> str | None:
     return None
 
 
-def check_start_checkpoint(cfg, allow_partial: bool) -> None:
+def check_start_checkpoint(cfg, model, allow_partial: bool) -> None:
     ckpt = start_checkpoint(cfg)
     if ckpt is None:
         return
     if not osp.isfile(ckpt):
         raise UserError(f'load_from: checkpoint not found: {ckpt}')
-    print(check_checkpoint_fits(build_model(cfg), ckpt, allow_partial=allow_partial),
-          file=sys.stderr)
+    print(check_checkpoint_fits(model, ckpt, allow_partial=allow_partial), file=sys.stderr)
+
+
+def move_aside_on_first_save(paths: list[Path], work_dir: str):
+    """A hook that moves ``paths`` aside (:func:`move_aside`) just before the run saves its
+    first checkpoint, so that a run failing earlier leaves them where they were."""
+    from mmengine.dist import get_rank
+    from mmengine.hooks import Hook
+
+    class MoveAsideOnFirstSave(Hook):
+        priority = 'VERY_HIGH'
+
+        def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+            if paths and get_rank() == 0 and any(p.exists() for p in paths):
+                target = move_aside([p for p in paths if p.exists()], work_dir)
+                runner.logger.info(f'moved the earlier run\'s checkpoints to {target}')
+                paths.clear()
+
+    return MoveAsideOnFirstSave()
 
 
 def move_aside(paths: list[Path], work_dir: str) -> Path:
@@ -178,7 +197,7 @@ def main(argv=None) -> int:
     from mmengine.runner import Runner
     setup_cache_size_limit_of_dynamo()
     cfg = build_config(args)
-    check_start_checkpoint(cfg, args.allow_partial_load)
+    check_start_checkpoint(cfg, build_model(cfg), args.allow_partial_load)
     old = _old_checkpoints(cfg.work_dir) if args.force else []
     compat.setup_cpu_distributed(cfg)
     try:
@@ -189,10 +208,7 @@ def main(argv=None) -> int:
                         f'{": " + first[0][:200] if first else ""})') from None
     runner.register_hook(stop_on_invalid_loss(), priority='VERY_HIGH')
     if old:
-        from mmengine.dist import get_rank
-        if get_rank() == 0:
-            target = move_aside(old, cfg.work_dir)
-            print(f'moved {len(old)} file(s) of the earlier run to {target}', file=sys.stderr)
+        runner.register_hook(move_aside_on_first_save(old, cfg.work_dir), priority='VERY_HIGH')
     runner.train()
     report_rank_agreement(runner)
     return 0
