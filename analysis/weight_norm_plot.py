@@ -218,10 +218,14 @@ def _ap_value(entry: dict, key: str) -> float:
     return np.nan if value is None else float(value)
 
 
-def load_ap(path: Path, ids: list) -> dict:
+def load_ap(path: Path, ids: list | None = None) -> dict:
     """A ``per_class_ap.py`` output: ``{category id: {'ap_bbox': .., 'ap_segm': ..}}``.
 
     AP values are numbers in [0, 1]; null or NaN means "no AP" (category absent from val).
+
+    Args:
+        path (Path): the file.
+        ids (list, optional): category ids it must cover (those of the classifier).
 
     Raises:
         AnalysisError: unreadable, of another kind, out-of-range values, or categories of the
@@ -251,12 +255,17 @@ def load_ap(path: Path, ids: list) -> dict:
             if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 <= x <= 1:
                 raise AnalysisError(f'{what} (category {k}: {key} {x!r} is not in [0, 1])')
         ap[cid] = v
+    require_ids(path, ap, ids or [])
+    return ap
+
+
+def require_ids(path: Path, ap: dict, ids: list) -> None:
+    """Raise :class:`AnalysisError` unless the AP file ``path`` covers every id of ``ids``."""
     missing = [i for i in ids if i not in ap]
     if missing:
         raise AnalysisError(f'{path} does not cover the categories of the classifier '
                             f'({len(missing)} missing, e.g. id {missing[0]}); was it computed '
                             'on the same dataset?')
-    return ap
 
 
 def unique_labels(paths: list[Path], labels: list[str] | None) -> list[str]:
@@ -351,6 +360,7 @@ def run(args) -> dict:
     labels = unique_labels(args.checkpoints, args.labels)
     paths = output_paths(args.out, args.checkpoints[0])
     check_output_files(paths, force=args.force)  # before any work
+    ap_files = [load_ap(path) for path in args.per_class_ap or []]  # their format, early
     curves, info, cache = [], None, {}
     for index, (ckpt, label) in enumerate(zip(args.checkpoints, labels)):
         state, meta = load_checkpoint(ckpt)
@@ -372,7 +382,8 @@ def run(args) -> dict:
                                norms=w.norm(dim=1).numpy().astype(np.float64)))
     aps = [None] * len(args.checkpoints)  # paired with the checkpoints by position
     for i, path in enumerate(args.per_class_ap or []):
-        aps[i] = (load_ap(path, info['ids']), labels[i])
+        require_ids(path, ap_files[i], info['ids'])
+        aps[i] = (ap_files[i], labels[i])
     summary = []
     for c in curves:
         ap = aps[c['index']][0] if aps[c['index']] is not None else None
