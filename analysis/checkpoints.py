@@ -1,12 +1,13 @@
 """Safe checkpoint loading and classifier discovery (detectors, Cascade stages, toy models)."""
 from __future__ import annotations
 
-import pickle
 import re
-import zipfile
 from pathlib import Path
 
 import torch
+
+from projects.c2am.cli import UserError
+from projects.c2am.safe_load import load_torch
 
 from .errors import AnalysisError
 
@@ -17,23 +18,8 @@ CLASSIFIER_PATTERNS = (
 )
 
 
-def _torch_load(path: Path):
-    # weights_only=True: a checkpoint is code when unpickled freely. mmengine checkpoints also
-    # hold message_hub objects; the project's compat module allow-lists exactly those types
-    # (loaded lazily: plain state_dicts, like the toy's, need no mmengine).
-    try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as first:
-        try:
-            import projects.c2am.compat  # noqa: F401
-        except ImportError:
-            raise AnalysisError(f'{path}: needs types outside the safe allow-list '
-                                f'({str(first).splitlines()[0][:120]})') from None
-        return torch.load(path, map_location='cpu', weights_only=True)
-
-
 def load_checkpoint(path: str | Path) -> tuple[dict, dict]:
-    """Load a checkpoint safely.
+    """Load a checkpoint safely (``weights_only``, zip or legacy ``torch.save`` format).
 
     Args:
         path: an mmengine checkpoint (``{'state_dict': ..., 'meta': ...}``) or a plain
@@ -41,30 +27,33 @@ def load_checkpoint(path: str | Path) -> tuple[dict, dict]:
 
     Returns:
         tuple: ``(state_dict, meta)``; ``meta`` is ``{}`` for plain state_dicts.
+
+    Raises:
+        AnalysisError: missing, not a checkpoint, asks for code, or holds no state_dict.
     """
     path = Path(path)
-    if not path.is_file():
-        raise AnalysisError(f'checkpoint not found: {path}')
-    if not zipfile.is_zipfile(path):
-        raise AnalysisError(f'{path} is not a PyTorch checkpoint (not a torch.save zip file)')
     try:
-        obj = _torch_load(path)
-    except AnalysisError:
-        raise
-    except Exception as err:  # corrupt archive, unsupported pickle, ...
-        raise AnalysisError(f'{path} could not be read as a checkpoint: '
-                            f'{str(err).splitlines()[0][:160]}') from None
+        obj = load_torch(path)
+    except UserError as err:
+        raise AnalysisError(str(err)) from None
     if isinstance(obj, dict) and isinstance(obj.get('state_dict'), dict):
-        return obj['state_dict'], obj.get('meta') or {}
-    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return obj, {}
-    raise AnalysisError(f'{path} holds no state_dict (found {type(obj).__name__})')
+        state, meta = obj['state_dict'], obj.get('meta')
+    elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor)
+                                               for v in obj.values()):
+        state, meta = obj, {}
+    else:
+        raise AnalysisError(f'{path} holds no state_dict (found {type(obj).__name__})')
+    state = {k: v for k, v in state.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+    if not state:
+        raise AnalysisError(f'{path}: its state_dict holds no tensors')
+    return state, meta if isinstance(meta, dict) else {}
 
 
 def classifier_keys(state_dict: dict) -> list[str]:
     """Keys that look like classifier weights, in state_dict order."""
     return [k for k in state_dict
-            if any(p.match(k) for p in CLASSIFIER_PATTERNS) and state_dict[k].dim() == 2]
+            if any(p.match(k) for p in CLASSIFIER_PATTERNS) and state_dict[k].dim() == 2
+            and state_dict[k].is_floating_point()]
 
 
 def is_detector_key(key: str) -> bool:
@@ -107,6 +96,12 @@ def select_classifiers(state_dict: dict, key: str | None = None, stage: int | No
         if key not in state_dict:
             raise AnalysisError(f'--key {key} is not in the checkpoint; candidates: '
                                 f'{classifier_keys(state_dict) or _two_d_keys(state_dict)}')
+        t = state_dict[key]
+        if t.dim() != 2 or not t.is_floating_point():
+            raise AnalysisError(f'--key {key} is a {t.dim()}-D {str(t.dtype)[6:]} tensor of '
+                                f'shape {tuple(t.shape)}; a classifier weight is a 2-D float '
+                                f'[classes, features] matrix, candidates: '
+                                f'{classifier_keys(state_dict) or _two_d_keys(state_dict)}')
         keys = [key]
     else:
         keys = classifier_keys(state_dict)
@@ -131,8 +126,35 @@ def select_classifiers(state_dict: dict, key: str | None = None, stage: int | No
                                     f'{num_classes} categories of the annotation file plus '
                                     f'{what}; LVIS v1 has 1203, v0.5 1230')
             w = w[:-extra]
+        if w.shape[0] < 2 or w.shape[1] < 1:
+            raise AnalysisError(f'{k} has {w.shape[0]} category rows of {w.shape[1]} features '
+                                f'(shape {tuple(state_dict[k].shape)}); a classifier needs at '
+                                'least 2 categories')
+        check_finite_rows(k, w)
         out[k] = w
     return out
+
+
+def check_finite_rows(name: str, w: torch.Tensor) -> None:
+    """Refuse weights whose norms can not be compared.
+
+    NaN / Inf entries mean the run diverged; a row of norm 0 makes the norm ratios and the
+    C2AM margins (``log(||W_i|| / ||W_j||)``) undefined. Either is an error rather than a
+    figure and json of NaN / Infinity.
+
+    Raises:
+        AnalysisError: naming the first bad row and how many there are.
+    """
+    bad = (~torch.isfinite(w)).any(dim=1)
+    if bad.any():
+        rows = torch.nonzero(bad).flatten().tolist()
+        raise AnalysisError(f'{name}: {len(rows)} row(s) hold NaN/Inf (first: class index '
+                            f'{rows[0]}); the checkpoint comes from a diverged run')
+    zero = w.norm(dim=1) == 0
+    if zero.any():
+        rows = torch.nonzero(zero).flatten().tolist()
+        raise AnalysisError(f'{name}: {len(rows)} row(s) are all zero (first: class index '
+                            f'{rows[0]}); norm ratios and C2AM margins are undefined for them')
 
 
 def _two_d_keys(state_dict: dict, limit: int = 8) -> list[str]:

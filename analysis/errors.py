@@ -1,5 +1,6 @@
-"""One error type for the analysis CLIs: printed as one line, exit status 2."""
+"""The analysis CLIs' error type: a :class:`~projects.c2am.cli.UserError` (one line, exit 2)."""
+from projects.c2am.cli import UserError
 
 
-class AnalysisError(Exception):
+class AnalysisError(UserError):
     """A user-facing problem with an input file or argument."""

@@ -147,3 +147,43 @@ def test_cli_errors_are_one_line(capsys):
         positive_int('0')
     with pytest.raises(argparse.ArgumentTypeError):
         positive_int('x')
+
+
+def test_group_of_files_is_written_all_or_nothing(tmp_path):
+    from projects.c2am.outputs import atomic_output_files
+    paths = [tmp_path / 'fig.png', tmp_path / 'fig.json']
+    with atomic_output_files(paths, force=False) as (png, js):
+        assert png.suffix == '.png' and js.suffix == '.json'  # writers pick formats by suffix
+        png.write_bytes(b'png')
+        js.write_text('{}')
+    assert [p.read_bytes() for p in paths] == [b'png', b'{}']
+    with pytest.raises(UserError, match='was not produced'), \
+            atomic_output_files(paths, force=True) as (png, _):
+        png.write_bytes(b'new')  # the json is missing: nothing may be replaced
+    with pytest.raises(RuntimeError), atomic_output_files(paths, force=True) as (png, js):
+        png.write_bytes(b'new')
+        raise RuntimeError('plot failed')
+    assert [p.read_bytes() for p in paths] == [b'png', b'{}']
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['fig.json', 'fig.png']
+    with pytest.raises(UserError, match='exists; pass --force'):
+        atomic_output_files(paths, force=False).__enter__()
+
+
+def test_temporaries_of_dead_processes_are_removed(tmp_path):
+    stale = tmp_path / '.a.tmp-999999999-0badf00d.json'  # pid that does not exist
+    stale.write_text('left by a killed run')
+    live = tmp_path / f'.a.tmp-{os.getpid()}-0badf00d.json'  # a run still going
+    live.write_text('in progress')
+    write_atomic(tmp_path / 'a.json', '{}')
+    assert not stale.exists() and live.exists()
+
+
+def test_load_torch_names_garbage_and_code_differently(tmp_path):
+    garbage = tmp_path / 'random.pth'
+    garbage.write_bytes(np.random.default_rng(0).bytes(2048))
+    with pytest.raises(UserError, match='not a PyTorch checkpoint'):
+        load_torch(garbage)
+    evil = tmp_path / 'evil.pth'
+    torch.save({'w': torch.ones(1), 'x': _RunsCode()}, evil)
+    with pytest.raises(UserError, match='refused to load.*system'):
+        load_torch(evil)

@@ -8,12 +8,15 @@ Rules every script follows through this module:
 * write into a temporary sibling and swap it in only when the run has succeeded
   (:func:`atomic_output_dir`, :func:`write_atomic`): a failed or interrupted run leaves the old
   output exactly as it was, and no half-written file under the final name;
+* a group of files that belong together (a figure as .png, .pdf and .json) is written to
+  temporaries and renamed only when all of them exist (:func:`atomic_output_files`);
 * never delete a file the project did not write: an output folder carries a manifest
   (``MANIFEST``) of the files written into it, and ``--force`` replaces a folder only when every
   file in it is listed there.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -126,6 +129,51 @@ def check_output_files(paths, *, force: bool) -> list[Path]:
     return out
 
 
+def _temporary_for(path: Path) -> Path:
+    # keeps the suffix: writers such as matplotlib's savefig choose the format by it
+    return path.parent / f'.{path.stem}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}{path.suffix}'
+
+
+def _remove_stale_files(path: Path) -> None:
+    # temporaries of runs that were killed (SIGKILL, power loss) before they could clean up
+    for stale in path.parent.glob(f'.{glob.escape(path.stem)}.tmp-*'):
+        pid = stale.name[len(path.stem) + 6:].split('-', 1)[0]
+        if stale.is_file() and pid.isdigit() and not _alive(int(pid)):
+            stale.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_output_files(paths, *, force: bool) -> Iterator[list[Path]]:
+    """Yield one temporary sibling per path (same suffix) to write into; when the block
+    succeeds each is renamed to its path, on any exception all are removed and the paths stay
+    as they were.
+
+    Args:
+        paths: the final files.
+        force (bool): whether existing files may be replaced (checked here again, with
+            :func:`check_output_files`).
+
+    Raises:
+        UserError: a path is not writable or exists without ``force``; or the block did not
+            write every temporary.
+    """
+    finals = check_output_files(paths, force=force)
+    for path in finals:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_files(path)
+    tmps = [_temporary_for(p) for p in finals]
+    try:
+        yield tmps
+        missing = [f for f, t in zip(finals, tmps) if not t.is_file()]
+        if missing:
+            raise UserError(f'{missing[0]} was not produced; nothing was written')
+        for tmp, path in zip(tmps, finals):
+            os.replace(tmp, path)
+    finally:
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
+
+
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
     """Write ``data`` to a temporary sibling, then rename it to ``path`` (never half a file).
 
@@ -133,7 +181,8 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f'.{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}'
+    _remove_stale_files(path)
+    tmp = _temporary_for(path)
     try:
         if isinstance(data, str):
             tmp.write_text(data)

@@ -127,11 +127,14 @@ def load_torch(path: str | Path):
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).splitlines()[0][:160]
-        if 'weights only' in str(err).lower() or 'unsupported global' in str(err).lower():
+        text = str(err)
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        asks = [line for line in lines if 'GLOBAL' in line or 'nsupported global' in line]
+        if asks:  # the file names a function or class: code, or a type not allow-listed
             raise UserError(f'{path}: refused to load, it needs types outside the safe '
-                            f'allow-list ({first})') from None
-        raise UserError(f'{path}: not a PyTorch checkpoint ({first})') from None
+                            f'allow-list ({asks[0][:160]})') from None
+        reason = lines[-1][:160] if lines else 'unreadable pickle data'
+        raise UserError(f'{path}: not a PyTorch checkpoint ({reason})') from None
     except Exception as err:  # truncated zip, text file, ...
         reason = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
         raise UserError(f'{path}: not a readable PyTorch checkpoint ({reason})') from None
