@@ -48,6 +48,7 @@ from analysis.frequency import (  # noqa: E402
     load_categories,
     shipped_categories,
 )
+from projects.c2am.c2am import ALPHA  # noqa: E402
 from projects.c2am.cli import (  # noqa: E402
     existing_file,
     nonnegative_float,
@@ -433,7 +434,7 @@ def main(argv=None) -> int:
     p.add_argument('--key', help='state_dict key of the classifier weight')
     p.add_argument('--stage', type=nonnegative_int, help='Cascade stage (default: all)')
     p.add_argument('--labels', nargs='+', help='legend labels, one per checkpoint')
-    p.add_argument('--alpha', type=nonnegative_float, default=0.5,
+    p.add_argument('--alpha', type=nonnegative_float, default=ALPHA,
                    help='alpha for the implied margins')
     p.add_argument('--out', type=Path, help='output stem (writes .png, .pdf, .json)')
     p.add_argument('--force', action='store_true', help='overwrite existing outputs')
