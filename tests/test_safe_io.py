@@ -203,3 +203,14 @@ def test_nan_to_none_and_repoint(tmp_path):
     repoint(tmp, tmp_path / 'run')
     assert (tmp / 'ce' / 'last_checkpoint').read_text() == str(tmp_path / 'run/ce/iter_2.pth')
     assert (tmp / 'other.txt').read_text() == str(tmp)  # only the named files
+
+
+def test_atomic_dir_through_a_link_replaces_the_target_and_keeps_the_link(tmp_path):
+    real, link = tmp_path / 'real', tmp_path / 'link'
+    with atomic_output_dir(real, force=False) as tmp:
+        (tmp / 'a.txt').write_text('1')
+    link.symlink_to(real)
+    with atomic_output_dir(link, force=True) as tmp:
+        (tmp / 'a.txt').write_text('2')
+    assert link.is_symlink() and (real / 'a.txt').read_text() == '2'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['link', 'real']

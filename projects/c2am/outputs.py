@@ -91,7 +91,7 @@ def atomic_output_dir(folder: str | os.PathLike, *, force: bool) -> Iterator[Pat
 
     Call :func:`prepare_output_dir` first (the same check runs here again).
     """
-    folder = prepare_output_dir(folder, force=force).absolute()
+    folder = prepare_output_dir(folder, force=force).resolve()  # a linked folder: its target
     folder.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(folder)
     tmp = folder.parent / f'.{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}'
