@@ -64,6 +64,7 @@ BAD_FLAGS = [
     (['--tail-count', '-5'], '--tail-count'),
     (['--tail-count', '1.5'], '--tail-count'),
     (['--feat-dim', '0'], '--feat-dim'),
+    (['--feat-dim', '1000000000'], '--feat-dim'),
     (['--scale', '0'], '--scale'),
     (['--scale', '-1'], '--scale'),
     (['--scale', 'nan'], '--scale'),

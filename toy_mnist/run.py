@@ -31,6 +31,7 @@ from projects.c2am.outputs import atomic_output_dir, dumps_json, prepare_output_
 from toy_mnist.data import load_mnist  # noqa: E402
 from toy_mnist.train import (  # noqa: E402
     LOSSES,
+    MAX_FEAT_DIM,
     MAX_SEED,
     ToyConfig,
     check_config,
@@ -61,7 +62,7 @@ def build_parser() -> ArgumentParser:
                    help='the reduced classes (distinct digits, at most 9)')
     p.add_argument('--tail-count', type=positive_int, default=100,
                    help='training images per tail class')
-    p.add_argument('--feat-dim', type=positive_int, default=50)
+    p.add_argument('--feat-dim', type=int_in_range(1, MAX_FEAT_DIM), default=50)
     p.add_argument('--scale', type=positive_float, default=30.0)
     p.add_argument('--alpha', type=nonnegative_float, default=0.5)
     p.add_argument('--margin', type=finite_float, default=0.1,

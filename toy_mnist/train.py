@@ -19,6 +19,7 @@ from .model import ToyNet
 LOSSES = ('ce', 'cosine', 'fixed', 'c2am')
 MEAN, STD = 0.1307, 0.3081
 MAX_SEED = 2**32 - 1  # numpy's RandomState (t-SNE) takes seeds below 2**32
+MAX_FEAT_DIM = 4096  # the feature layer is Linear(128, feat_dim)
 
 
 class ToyConfigError(UserError, ValueError):
@@ -78,11 +79,13 @@ def check_config(cfg: ToyConfig, train_labels: np.ndarray | None = None) -> None
 
     if cfg.loss not in LOSSES:
         raise bad('loss', f'one of {", ".join(LOSSES)}', cfg.loss)
-    for flag, low in (('tail-count', 1), ('feat-dim', 1), ('epochs', 1), ('batch-size', 1),
-                      ('warmup_iters', 0)):
+    for flag, low, high in (('tail-count', 1, None), ('feat-dim', 1, MAX_FEAT_DIM),
+                            ('epochs', 1, None), ('batch-size', 1, None),
+                            ('warmup_iters', 0, None)):
         value = getattr(cfg, flag.replace('-', '_'))
-        if not _is_int(value) or value < low:
-            raise bad(flag, f'an integer >= {low}', value)
+        if not _is_int(value) or value < low or (high is not None and value > high):
+            raise bad(flag, f'an integer >= {low}' if high is None
+                      else f'an integer in {low}..{high}', value)
     for flag in ('max-train-per-class', 'max-test'):
         value = getattr(cfg, flag.replace('-', '_'))
         if value is not None and (not _is_int(value) or value < 1):
