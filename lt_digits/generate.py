@@ -16,12 +16,16 @@ come from its train split for training images and its test split for val images.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
+
+from projects.c2am.cli import UserError
+from projects.c2am.outputs import atomic_output_dir, dumps_json, prepare_output_dir
 
 from .categories import COLOURS, DIGITS, category_names
 
@@ -30,6 +34,140 @@ FASHION_ROOT = Path('/usr/share/datasets/fashion-mnist')
 FASHION_HOW_TO_GET = ('install the Debian package dataset-fashion-mnist (IDX files under '
                       f'{FASHION_ROOT}/) or pass a folder holding the four Fashion-MNIST IDX '
                       'files (train-images-idx3-ubyte[.gz], ...)')
+
+
+GENERATION_DEFAULTS = dict(seed=0, max_images=480, min_images=1.5, val_fraction=0.12,
+                           min_val_instances=4, max_val_instances=40, image_size=128,
+                           max_objects=4, num_neg=10, strict=False)
+"""Every setting that changes the generated dataset, with its default; all are recorded in
+``info.generation`` of both annotation files (with the glyph ``sources``)."""
+MAX_SEED = 2**32 - 1
+MAX_IMAGES = 100_000  # training images of the most frequent category
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 48, 1024  # glyphs are drawn 24-48 px wide
+MAX_OBJECTS = 16
+
+
+class GenerationError(UserError, ValueError):
+    """Invalid generation settings, or a folder that does not hold the dataset asked for."""
+
+
+def check_generation_params(**params) -> dict:
+    """Check LT-Digits generation settings (see :func:`make_lt_digits`) before any work.
+
+    Args:
+        **params: any of :data:`GENERATION_DEFAULTS`; the others take their default.
+
+    Returns:
+        dict: all of :data:`GENERATION_DEFAULTS`, with ``params`` applied, as plain numbers.
+
+    Raises:
+        GenerationError: an unknown setting, a value of the wrong type or range, or
+            inconsistent settings, naming the setting and what is allowed.
+    """
+    unknown = sorted(set(params) - set(GENERATION_DEFAULTS))
+    if unknown:
+        raise GenerationError(f'unknown LT-Digits setting(s) {unknown}; known: '
+                              f'{sorted(GENERATION_DEFAULTS)}')
+    p = {**GENERATION_DEFAULTS, **params}
+
+    def integer(name, low, high):
+        v = p[name]
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not low <= v <= high:
+            raise GenerationError(f'{name} must be an integer in {low}..{high}, got {v!r}')
+        p[name] = int(v)
+
+    def real(name, low, high):
+        v = p[name]
+        if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, bool) \
+                or not math.isfinite(v) or not low <= v <= high:
+            raise GenerationError(f'{name} must be a finite number in [{low}, {high}], '
+                                  f'got {v!r}')
+        p[name] = float(v)
+
+    integer('seed', 0, MAX_SEED)
+    integer('max_images', 2, MAX_IMAGES)
+    real('min_images', 1, p['max_images'])
+    real('val_fraction', 0, 1)
+    integer('min_val_instances', 1, MAX_IMAGES)
+    integer('max_val_instances', p['min_val_instances'], MAX_IMAGES)
+    integer('image_size', MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
+    integer('max_objects', 1, MAX_OBJECTS)
+    integer('num_neg', 0, 200)
+    if not isinstance(p['strict'], bool):
+        raise GenerationError(f'strict must be True or False, got {p["strict"]!r}')
+    return p
+
+
+def recorded_generation(root: str | Path) -> dict | None:
+    """The generation settings recorded in an LT-Digits folder.
+
+    Returns:
+        dict | None: ``None`` when ``root`` is missing or an empty folder (nothing to reuse),
+        else the recorded settings plus ``sources``.
+
+    Raises:
+        GenerationError: ``root`` holds something that is not a complete LT-Digits dataset
+            of this version (a file, other files, a half dataset, no recorded settings).
+    """
+    root = Path(root)
+    if not root.exists() or (root.is_dir() and not any(root.iterdir())):
+        return None
+    hint = 'remove it or choose another folder'
+    if not root.is_dir():
+        raise GenerationError(f'{root} is a file, not an LT-Digits folder; {hint}')
+    recorded = []
+    for split in ('train', 'val'):
+        path = root / 'annotations' / f'lvis_v1_{split}.json'
+        try:
+            data = json.loads(path.read_text())
+            generation = data['info']['generation']
+            images = data['images']
+        except FileNotFoundError:
+            raise GenerationError(f'{root} is not a complete LT-Digits dataset ({path.name} is '
+                                  f'missing); {hint}') from None
+        except (OSError, ValueError, KeyError, TypeError):
+            raise GenerationError(f'{root} holds no LT-Digits dataset of this version '
+                                  f'({path.name} is unreadable or has no recorded generation '
+                                  f'settings); regenerate it: {hint}') from None
+        present = {p.name for p in (root / f'{split}2017').glob('*.png')}
+        missing = [i['coco_url'].rsplit('/', 1)[1] for i in images
+                   if i['coco_url'].rsplit('/', 1)[1] not in present]
+        if missing:
+            raise GenerationError(f'{root} is not a complete LT-Digits dataset ({len(missing)} '
+                                  f'{split} images missing, e.g. {missing[0]}); {hint}')
+        recorded.append(generation)
+    if recorded[0] != recorded[1]:
+        raise GenerationError(f'{root}: train and val were generated with different settings; '
+                              f'{hint}')
+    return recorded[0]
+
+
+def check_dataset(root: str | Path, sources: tuple = ('mnist',), **params) -> bool:
+    """Whether ``root`` already holds the LT-Digits dataset of exactly these settings.
+
+    Args:
+        root: the dataset folder.
+        sources (tuple): glyph sources, ``('mnist',)`` or ``('mnist', 'fashion-mnist')``.
+        **params: generation settings (defaults for the others).
+
+    Returns:
+        bool: True if it is there (reuse it), False if ``root`` is missing or empty.
+
+    Raises:
+        GenerationError: ``root`` holds anything else, e.g. LT-Digits of other settings
+            (every differing setting is named).
+    """
+    expected = {**check_generation_params(**params), 'sources': list(sources)}
+    recorded = recorded_generation(root)
+    if recorded is None:
+        return False
+    differ = [f'{k}={recorded.get(k)!r} (wanted {v!r})' for k, v in expected.items()
+              if recorded.get(k) != v]
+    differ += [f'{k}={v!r} (unknown here)' for k, v in recorded.items() if k not in expected]
+    if differ:
+        raise GenerationError(f'{root} holds LT-Digits generated with other settings: '
+                              f'{", ".join(differ)}; remove it or choose another folder')
+    return True
 
 
 def check_fashion_root(root: str | Path | None = None) -> Path:
@@ -143,9 +281,13 @@ def make_lt_digits(out_dir: str | Path, seed: int = 0, max_images: int = 480,
                    min_val_instances: int = 4, max_val_instances: int = 40,
                    image_size: int = 128, max_objects: int = 4, num_neg: int = 10,
                    strict: bool = False, progress: bool = True,
-                   fashion_root: str | Path | None = None) -> dict:
+                   fashion_root: str | Path | None = None, force: bool = False) -> dict:
     """Generate LT-Digits under ``out_dir`` (``annotations/lvis_v1_{train,val}.json``,
     ``train2017/``, ``val2017/``; the LVIS v1 layout mmdet expects).
+
+    Settings and sources are checked first; the dataset is written into a temporary sibling
+    folder that replaces ``out_dir`` only once complete, so a failed or interrupted run leaves
+    ``out_dir`` as it was. All settings are recorded in ``info.generation``.
 
     Args:
         out_dir: dataset root.
@@ -160,28 +302,54 @@ def make_lt_digits(out_dir: str | Path, seed: int = 0, max_images: int = 480,
         progress (bool): show progress bars.
         fashion_root (str | Path, optional): also draw 100 Fashion-MNIST categories from the
             IDX files in this folder (:data:`FASHION_ROOT` for the Debian package).
+        force (bool): replace an existing dataset that this generator wrote (never a folder
+            holding other files).
 
     Returns:
         dict: ``data_root``, ``train_ann``, ``val_ann``, ``classes`` and group counts.
+
+    Raises:
+        GenerationError: invalid settings.
+        UserError: ``out_dir`` can not be written or already holds data (without ``force``,
+            or files this generator did not write), or MNIST / Fashion-MNIST is missing or
+            corrupt.
     """
     from projects.c2am.data.mnist import load_mnist
-    root = Path(out_dir)
-    rng = np.random.default_rng(seed)
+    params = check_generation_params(
+        seed=seed, max_images=max_images, min_images=min_images, val_fraction=val_fraction,
+        min_val_instances=min_val_instances, max_val_instances=max_val_instances,
+        image_size=image_size, max_objects=max_objects, num_neg=num_neg, strict=strict)
+    final = prepare_output_dir(out_dir, force=force)
     sources = [load_mnist()]
     if fashion_root is not None:
         sources.append(load_fashion_mnist(fashion_root))
+    params['sources'] = ['mnist', 'fashion-mnist'][:len(sources)]
+    with atomic_output_dir(final, force=force) as tmp:
+        out = _generate(tmp, params, sources, progress)
+    out['data_root'] = str(final)
+    for split in ('train', 'val'):
+        out[f'{split}_ann'] = str(final / 'annotations' / f'lvis_v1_{split}.json')
+    return out
+
+
+def _generate(root: Path, params: dict, sources: list, progress: bool) -> dict:
+    """Write the dataset into ``root`` (checked settings, loaded sources)."""
+    seed, image_size, strict = params['seed'], params['image_size'], params['strict']
+    val_fraction, num_neg = params['val_fraction'], params['num_neg']
+    rng = np.random.default_rng(seed)
     names = category_names(fashion=len(sources) == 2)
     num_cats = len(names)
     cat_meta = [((i // 100, i // 10 % 10), list(COLOURS.values())[i % 10])
                 for i in range(num_cats)]
-    counts = target_image_counts(num_cats, max_images, min_images, rng)
-    val_counts = np.clip(np.round(counts * val_fraction), min_val_instances, max_val_instances)
+    counts = target_image_counts(num_cats, params['max_images'], params['min_images'], rng)
+    val_counts = np.clip(np.round(counts * val_fraction), params['min_val_instances'],
+                         params['max_val_instances'])
     splits = {}
     ann_id = 1
     for split, per_cat, bank in (('train', counts, _glyph_bank(sources, 0)),
                                  ('val', val_counts.astype(int), _glyph_bank(sources, 1))):
         tokens = [c for c in range(num_cats) for _ in range(int(per_cat[c]))]
-        layout = _deal(rng, tokens, max_objects)
+        layout = _deal(rng, tokens, params['max_objects'])
         img_dir = root / f'{split}2017'
         img_dir.mkdir(parents=True, exist_ok=True)
         images, anns = [], []
@@ -190,7 +358,8 @@ def make_lt_digits(out_dir: str | Path, seed: int = 0, max_images: int = 480,
             img_id = base_id + k
             img, instances = _render(rng, image_size, objects, bank, cat_meta)
             name = f'{img_id:012d}.png'
-            cv2.imwrite(str(img_dir / name), img)
+            if not cv2.imwrite(str(img_dir / name), img):
+                raise OSError(f'could not write {img_dir / name}')
             present = sorted({i['category'] + 1 for i in instances})
             absent = sorted(set(range(1, num_cats + 1)) - set(present))
             if split == 'val' and not strict:
@@ -225,8 +394,9 @@ def make_lt_digits(out_dir: str | Path, seed: int = 0, max_images: int = 480,
         path = root / 'annotations' / f'lvis_v1_{split}.json'
         info = dict(description='LT-Digits: generated long-tail benchmark (c2am)', seed=seed,
                     negatives='strict' if strict else f'{num_neg} sampled per image',
-                    sources=['mnist', 'fashion-mnist'][:len(sources)])
-        path.write_text(json.dumps(dict(info=info, licenses=[], categories=categories, **data)))
+                    sources=params['sources'], generation=params)
+        path.write_text(dumps_json(dict(info=info, licenses=[], categories=categories,
+                                        **data)))
         out[f'{split}_ann'] = str(path)
     out['groups'] = {g: sum(c['frequency'] == g for c in categories) for g in 'rcf'}
     return out

@@ -30,4 +30,4 @@ def test_demo_reduced_end_to_end(tmp_path):
     labels = [s['label'] for s in json.loads((out / 'figure1.json').read_text())['summary']]
     assert labels == ['CE', 'C2AM']
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert again.returncode == 2 and 'exists' in again.stderr  # never overwrites a demo
+    assert again.returncode == 2 and 'already holds' in again.stderr  # never overwrites a demo

@@ -8,13 +8,23 @@ import numpy as np
 import pytest
 import torch
 
-from projects.c2am.cli import UserError, check_output_location, positive_int, run_cli
+from projects.c2am.cli import (
+    ArgumentParser,
+    UserError,
+    check_output_location,
+    int_in_range,
+    positive_int,
+    run_cli,
+    torch_device,
+)
 from projects.c2am.outputs import (
     MANIFEST,
     atomic_output_dir,
     check_output_files,
     dumps_json,
+    nan_to_none,
     prepare_output_dir,
+    repoint,
     write_atomic,
 )
 from projects.c2am.safe_load import UnsafePickleError, load_pickle, load_torch
@@ -187,3 +197,60 @@ def test_load_torch_names_garbage_and_code_differently(tmp_path):
     torch.save({'w': torch.ones(1), 'x': _RunsCode()}, evil)
     with pytest.raises(UserError, match='refused to load.*system'):
         load_torch(evil)
+
+
+def test_range_and_device_checkers():
+    check = int_in_range(0, 9)
+    assert check('9') == 9 and check('0') == 0
+    for bad in ('10', '-1', '1.5', 'x', ''):
+        with pytest.raises(argparse.ArgumentTypeError, match='0..9'):
+            check(bad)
+    assert torch_device('auto') == 'auto' and torch_device('CPU') == 'cpu'
+    for bad in ('tpu', 'cuda:x', 'cuda:-1', 'cpu:0:1'):
+        with pytest.raises(argparse.ArgumentTypeError):
+            torch_device(bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(argparse.ArgumentTypeError, match='no CUDA device'):
+            torch_device('cuda')
+    with pytest.raises(argparse.ArgumentTypeError, match='CUDA'):
+        torch_device('cuda:4096')
+
+
+def test_parser_errors_are_one_user_error_line(capsys):
+    parser = ArgumentParser(prog='tool.py')
+    parser.add_argument('--n', type=positive_int, default=1)
+
+    def main(argv):
+        return parser.parse_args(argv).n - 1
+
+    assert run_cli(main, ['--n', '1']) == 0
+    assert run_cli(main, ['--n', '0']) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith('error: argument --n: expected an integer')
+    assert 'tool.py --help' in err
+    assert run_cli(main, ['--bogus']) == 2
+    assert '--bogus' in capsys.readouterr().err
+
+
+def test_nan_to_none_and_repoint(tmp_path):
+    data = {'a': float('nan'), 'b': [1.0, float('inf'), {'c': -float('inf')}], 'd': 'x', 'e': 2}
+    assert nan_to_none(data) == {'a': None, 'b': [1.0, None, {'c': None}], 'd': 'x', 'e': 2}
+    assert dumps_json(nan_to_none(data))
+    tmp = tmp_path / '.run.tmp-1-ab'
+    (tmp / 'ce').mkdir(parents=True)
+    (tmp / 'ce' / 'last_checkpoint').write_text(str(tmp / 'ce' / 'iter_2.pth'))
+    (tmp / 'other.txt').write_text(str(tmp))
+    repoint(tmp, tmp_path / 'run')
+    assert (tmp / 'ce' / 'last_checkpoint').read_text() == str(tmp_path / 'run/ce/iter_2.pth')
+    assert (tmp / 'other.txt').read_text() == str(tmp)  # only the named files
+
+
+def test_atomic_dir_through_a_link_replaces_the_target_and_keeps_the_link(tmp_path):
+    real, link = tmp_path / 'real', tmp_path / 'link'
+    with atomic_output_dir(real, force=False) as tmp:
+        (tmp / 'a.txt').write_text('1')
+    link.symlink_to(real)
+    with atomic_output_dir(link, force=True) as tmp:
+        (tmp / 'a.txt').write_text('2')
+    assert link.is_symlink() and (real / 'a.txt').read_text() == '2'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['link', 'real']

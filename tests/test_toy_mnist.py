@@ -13,7 +13,7 @@ from toy_mnist.data import MnistNotFoundError, imbalanced_indices, load_mnist
 from toy_mnist.run import main
 
 ROOT = Path(__file__).resolve().parents[1]
-SMOKE = ['--epochs', '1', '--max-train-per-class', '40', '--max-test', '300',
+SMOKE = ['--epochs', '1', '--max-train-per-class', '40', '--tail-count', '10', '--max-test', '300',
          '--tsne-samples', '150', '--quiet']
 
 
@@ -75,7 +75,7 @@ def test_smoke_run_writes_metrics_tsne_and_checkpoint(tmp_path):
                 'train_class_counts', 'weight_norms', 'config'):
         assert key in metrics
     assert len(metrics['per_class_accuracy']) == 10 and len(metrics['weight_norms']) == 10
-    assert metrics['train_class_counts'][7:] == [40, 40, 40]
+    assert metrics['train_class_counts'][7:] == [10, 10, 10]
     assert metrics['config']['seed'] == 0 and metrics['config']['loss'] == 'c2am'
     acc = np.array(metrics['per_class_accuracy'])
     counts = np.array(metrics['test_class_counts'])

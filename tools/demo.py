@@ -11,7 +11,6 @@ and write an index of everything to DIR/index.md. Full: ~15 min on 2 cores; --qu
 """
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -33,55 +32,108 @@ from lt_digits.experiments import (  # noqa: E402
     read_results,
     run_parallel,
 )
+from lt_digits.generate import check_dataset  # noqa: E402
+from projects.c2am.cli import (  # noqa: E402
+    ArgumentParser,
+    UserError,
+    check_output_location,
+    positive_int,
+    run_cli,
+)
+from projects.c2am.outputs import (  # noqa: E402
+    atomic_output_dir,
+    dumps_json,
+    nan_to_none,
+    prepare_output_dir,
+    repoint,
+)
 
 LOSSES = ('ce', 'c2am')
+DATA_SEED = 0  # the demo's LT-Digits: every other generation setting at its default
 
 
-def val_subset(data: dict, num_images: int | None) -> str:
-    """The val annotation file to use: all of val, or its first ``num_images`` images."""
+def val_subset(data: dict, num_images: int | None, out: Path) -> str:
+    """The val annotation file to use: all of val, or its first ``num_images`` images (written
+    into ``out``; the dataset folder is never modified)."""
     if not num_images:
         return data['val_ann']
-    path = Path(data['val_ann']).with_name(f'lvis_v1_val_first{num_images}.json')
-    if not path.is_file():
-        val = json.loads(Path(data['val_ann']).read_text())
-        keep = {img['id'] for img in val['images'][:num_images]}
-        val['images'] = [i for i in val['images'] if i['id'] in keep]
-        val['annotations'] = [a for a in val['annotations'] if a['image_id'] in keep]
-        path.write_text(json.dumps(val))
+    path = out / f'lvis_v1_val_first{num_images}.json'
+    val = json.loads(Path(data['val_ann']).read_text())
+    keep = {img['id'] for img in val['images'][:num_images]}
+    val['images'] = [i for i in val['images'] if i['id'] in keep]
+    val['annotations'] = [a for a in val['annotations'] if a['image_id'] in keep]
+    path.write_text(json.dumps(val))
     return str(path)
 
 
 def python(*args: str) -> None:
-    subprocess.run([sys.executable, *args], check=True, cwd=ROOT)
+    """Run a project script; a failure becomes one :class:`UserError` line."""
+    res = subprocess.run([sys.executable, *args], cwd=ROOT)
+    if res.returncode != 0:
+        raise UserError(f'{args[0]} failed (exit status {res.returncode}; its output is above)')
+
+
+def build_parser() -> ArgumentParser:
+    """The command line; every value is type- and range-checked as it is parsed."""
+    p = ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--quick', action='store_true', help='~5 min: shows the pipeline only')
+    p.add_argument('--out', type=Path, help='default work_dirs/demo/<time>[_quick]')
+    p.add_argument('--force', action='store_true',
+                   help='replace a demo folder this tool wrote (other files are never deleted)')
+    p.add_argument('--data-root', type=Path, default=ROOT / 'data' / 'lt_digits',
+                   help='LT-Digits of the default settings (generated there when missing)')
+    p.add_argument('--iters', type=positive_int, help='training iterations (700; quick 150)')
+    p.add_argument('--val-images', type=positive_int, help='evaluate on the first N val images')
+    p.add_argument('--toy-epochs', type=positive_int, help='toy epochs (5; quick 1)')
+    p.add_argument('--no-toy', action='store_true', help='skip the toy (Figure 3)')
+    return p
+
+
+def check_args(args) -> Path:
+    """Check the output folder and the dataset folder before anything is written.
+
+    Returns:
+        Path: the absolute output folder.
+
+    Raises:
+        UserError: the output can not be written or already holds results (without
+            ``--force``), or the data root holds anything but the demo's LT-Digits.
+    """
+    out = args.out or ROOT / 'work_dirs' / 'demo' / (time.strftime('%Y%m%d_%H%M%S') +
+                                                     ('_quick' if args.quick else ''))
+    out = prepare_output_dir(out, force=args.force).absolute()
+    args.data_root = check_output_location(args.data_root, is_dir=True).absolute()
+    if out == args.data_root or args.data_root in out.parents or out in args.data_root.parents:
+        raise UserError(f'--out {out} and --data-root {args.data_root} must not contain each '
+                        'other')
+    check_dataset(args.data_root, seed=DATA_SEED)
+    return out
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--quick', action='store_true', help='~5 min: shows the pipeline only')
-    p.add_argument('--out', type=Path, help='default work_dirs/demo/<time>[_quick]')
-    p.add_argument('--data-root', type=Path, default=ROOT / 'data' / 'lt_digits')
-    p.add_argument('--iters', type=int, help='training iterations (700; quick 150)')
-    p.add_argument('--val-images', type=int, help='evaluate on the first N val images')
-    p.add_argument('--toy-epochs', type=int, help='toy epochs (5; quick 1)')
-    p.add_argument('--no-toy', action='store_true', help='skip the toy (Figure 3)')
-    args = p.parse_args(argv)
+    """Check everything, then run the demo into a temporary folder and swap it in."""
+    args = build_parser().parse_args(argv)
+    final = check_args(args)
     iters = args.iters or (150 if args.quick else 700)
     val_images = args.val_images or (150 if args.quick else None)
     toy_epochs = args.toy_epochs or (1 if args.quick else 5)
-    out = args.out or ROOT / 'work_dirs' / 'demo' / (time.strftime('%Y%m%d_%H%M%S') +
-                                                     ('_quick' if args.quick else ''))
-    if out.exists() and any(out.iterdir()):
-        print(f'error: {out} exists and is not empty; choose another --out', file=sys.stderr)
-        return 2
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    print(f'== C2AM demo -> {out}\n== 1/5 data')
-    try:
-        data = ensure_lt_digits(args.data_root)
-    except FileExistsError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    val_ann = val_subset(data, val_images)
+    with atomic_output_dir(final, force=args.force) as out:
+        print(f'== C2AM demo -> {final}\n== 1/5 data')
+        data = ensure_lt_digits(args.data_root, seed=DATA_SEED)
+        try:
+            run_demo(args, data, out, final, iters, val_images, toy_epochs, t0)
+            repoint(out, final)
+        except (RuntimeError, FileNotFoundError) as err:  # a training job or its results
+            raise UserError(f'{err}; {final} was left as it was') from None
+    print(f'done in {(time.time() - t0) / 60:.1f} min: {final / "index.md"}')
+    return 0
+
+
+def run_demo(args, data: dict, out: Path, final: Path, iters: int, val_images: int | None,
+             toy_epochs: int, t0: float) -> None:
+    """Steps 2-5 into ``out``, the temporary folder that becomes ``final``."""
+    val_ann = val_subset(data, val_images, out)
     root = str(Path(data['data_root'])) + '/'
 
     print(f'== 2/5 training CE and C2AM Mask R-CNN side by side ({iters} iterations each, '
@@ -98,8 +150,9 @@ def main(argv=None) -> int:
     table = markdown_table({k.upper() if k == 'ce' else 'C2AM': v for k, v in results.items()},
                            ('AP mask', 'AP box', 'APr', 'APc', 'APf', 'APr box'))
     print('\n' + table)
-    (out / 'results.json').write_text(json.dumps(dict(iters=iters, val_ann=val_ann,
-                                                      results=results), indent=2))
+    recorded_val = final / Path(val_ann).name if Path(val_ann).parent == out else val_ann
+    (out / 'results.json').write_text(dumps_json(nan_to_none(dict(
+        iters=iters, val_ann=str(recorded_val), results=results)), indent=2))
 
     print('== 3/5 per-category AP and Figure 1 (weight norm vs frequency vs AP)')
     for loss in LOSSES:
@@ -118,8 +171,6 @@ def main(argv=None) -> int:
 
     print('== 5/5 index')
     write_index(out, table, iters, val_ann, args, time.time() - t0)
-    print(f'done in {(time.time() - t0) / 60:.1f} min: {out / "index.md"}')
-    return 0
 
 
 def write_index(out: Path, table: str, iters: int, val_ann: str, args, seconds: float) -> None:
@@ -155,4 +206,4 @@ def write_index(out: Path, table: str, iters: int, val_ann: str, args, seconds: 
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))

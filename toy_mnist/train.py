@@ -1,6 +1,7 @@
 """Training and evaluation of the imbalanced-MNIST toy."""
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -10,12 +11,23 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from projects.c2am.c2am import ALPHA, SCALE, C2AMLoss
+from projects.c2am.cli import UserError, torch_device
 
 from .data import imbalanced_indices, load_mnist
 from .model import ToyNet
 
 LOSSES = ('ce', 'cosine', 'fixed', 'c2am')
 MEAN, STD = 0.1307, 0.3081
+MAX_SEED = 2**32 - 1  # numpy's RandomState (t-SNE) takes seeds below 2**32
+MAX_FEAT_DIM = 4096  # the feature layer is Linear(128, feat_dim)
+
+
+class ToyConfigError(UserError, ValueError):
+    """A :class:`ToyConfig` that does not describe a valid run (checked before any work)."""
+
+
+class DivergedError(UserError, ArithmeticError):
+    """Training produced a non-finite loss or weights; nothing is written."""
 
 
 @dataclass
@@ -39,6 +51,82 @@ class ToyConfig:
     data_root: str | None = None
     max_train_per_class: int | None = None  # subsample (smoke tests)
     max_test: int | None = None
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) \
+        and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_config(cfg: ToyConfig, train_labels: np.ndarray | None = None) -> None:
+    """Check every setting of ``cfg`` and the rules between them, before any work is done.
+
+    Args:
+        cfg (ToyConfig): the run.
+        train_labels (ndarray, optional): ``[N]`` MNIST training labels; when given, also
+            check that each tail class has ``tail_count`` images to draw from.
+
+    Raises:
+        ToyConfigError: naming the setting (as its command-line flag) and what is allowed.
+    """
+    def bad(flag: str, rule: str, value) -> ToyConfigError:
+        name = flag if '_' in flag else f'--{flag}'  # warmup_iters has no flag
+        return ToyConfigError(f'{name} must be {rule}, got {value!r}')
+
+    if cfg.loss not in LOSSES:
+        raise bad('loss', f'one of {", ".join(LOSSES)}', cfg.loss)
+    for flag, low, high in (('tail-count', 1, None), ('feat-dim', 1, MAX_FEAT_DIM),
+                            ('epochs', 1, None), ('batch-size', 1, None),
+                            ('warmup_iters', 0, None)):
+        value = getattr(cfg, flag.replace('-', '_'))
+        if not _is_int(value) or value < low or (high is not None and value > high):
+            raise bad(flag, f'an integer >= {low}' if high is None
+                      else f'an integer in {low}..{high}', value)
+    for flag in ('max-train-per-class', 'max-test'):
+        value = getattr(cfg, flag.replace('-', '_'))
+        if value is not None and (not _is_int(value) or value < 1):
+            raise bad(flag, 'an integer >= 1 (or left out)', value)
+    if not _is_int(cfg.seed) or not 0 <= cfg.seed <= MAX_SEED:
+        raise bad('seed', f'an integer in 0..{MAX_SEED}', cfg.seed)
+    for flag, rule, ok in (('scale', 'a finite number > 0', lambda v: v > 0),
+                           ('alpha', 'a finite number >= 0', lambda v: v >= 0),
+                           ('margin', 'a finite angle in [0, pi] radians',
+                            lambda v: 0 <= v <= math.pi),
+                           ('lr', 'a finite number > 0', lambda v: v > 0),
+                           ('weight-decay', 'a finite number >= 0', lambda v: v >= 0)):
+        value = getattr(cfg, flag.replace('-', '_'))
+        if not _is_real(value) or not ok(value):
+            raise bad(flag, rule, value)
+    tails = list(cfg.tail_classes)
+    if not all(_is_int(c) and 0 <= c <= 9 for c in tails):
+        raise ToyConfigError(f'--tail-classes must lie in 0-9, got {tails}')
+    if len(set(tails)) != len(tails):
+        raise ToyConfigError(f'--tail-classes lists a class twice: {tails}; name each tail '
+                             'class once')
+    if not tails or len(tails) > 9:
+        raise ToyConfigError(f'--tail-classes must name 1 to 9 classes (at least one head '
+                             f'class must remain), got {tails}')
+    if not cfg.balanced and cfg.max_train_per_class is not None \
+            and cfg.max_train_per_class <= cfg.tail_count:
+        raise ToyConfigError(
+            f'--max-train-per-class {cfg.max_train_per_class} must exceed --tail-count '
+            f'{cfg.tail_count}: otherwise head classes get no more images than tail classes and '
+            'the training set is not imbalanced')
+    try:
+        torch_device(str(cfg.device))
+    except argparse.ArgumentTypeError as err:
+        raise ToyConfigError(f'--device: {err}') from None
+    if train_labels is not None and not cfg.balanced:
+        counts = np.bincount(train_labels, minlength=10)
+        short = [c for c in tails if counts[c] < cfg.tail_count]
+        if short:
+            raise ToyConfigError(
+                f'--tail-count {cfg.tail_count} is more than the {counts[short[0]]} training '
+                f'images of class {short[0]}; lower --tail-count')
 
 
 def resolve_device(name: str) -> torch.device:
@@ -76,18 +164,27 @@ def select_training_set(train_y: np.ndarray, cfg: ToyConfig) -> np.ndarray:
     return idx
 
 
-def train_and_evaluate(cfg: ToyConfig, progress: bool = True) -> dict:
+def train_and_evaluate(cfg: ToyConfig, progress: bool = True, data: tuple | None = None) -> dict:
     """Train one toy model and evaluate it on the full test set.
 
+    Args:
+        cfg (ToyConfig): the run (checked with :func:`check_config` first).
+        progress (bool): show a progress bar.
+        data (tuple, optional): ``load_mnist(cfg.data_root)`` when already loaded.
+
     Returns:
-        dict: ``metrics`` (JSON-ready), ``model`` (trained ToyNet on CPU), ``test_features``
-        ``[N, feat_dim]`` and ``test_labels`` ``[N]`` numpy arrays.
+        dict: ``metrics`` (JSON-ready; ``None`` where a class or group has no test image),
+        ``model`` (trained ToyNet on CPU), ``test_features`` ``[N, feat_dim]`` and
+        ``test_labels`` ``[N]`` numpy arrays.
+
+    Raises:
+        ToyConfigError: a setting is invalid.
+        DivergedError: the loss, the weights or the test features became NaN or infinite.
     """
-    if cfg.loss not in LOSSES:
-        raise ValueError(f'loss must be one of {LOSSES}, got {cfg.loss!r}')
+    train_x, train_y, test_x, test_y = data if data is not None else load_mnist(cfg.data_root)
+    check_config(cfg, train_y)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
-    train_x, train_y, test_x, test_y = load_mnist(cfg.data_root)
     idx = select_training_set(train_y, cfg)
     if cfg.max_test:
         test_x, test_y = test_x[:cfg.max_test], test_y[:cfg.max_test]
@@ -123,6 +220,9 @@ def train_and_evaluate(cfg: ToyConfig, progress: bool = True) -> dict:
             else:
                 loss = criterion(logits, y_train[sel],
                                  weight_norm=model.classifier.weight_norm())
+            if not torch.isfinite(loss):
+                raise _diverged(cfg, f'the loss became {loss.item()} at step {step + 1} of '
+                                     f'{total}')
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -131,10 +231,23 @@ def train_and_evaluate(cfg: ToyConfig, progress: bool = True) -> dict:
             if step % 50 == 0:
                 bar.set_postfix(loss=f'{loss.item():.3f}')
     bar.close()
+    if not all(torch.isfinite(p).all() for p in model.parameters()):
+        raise _diverged(cfg, 'the weights became NaN or infinite')
 
     feats, preds = _predict(model, test_x, device)
+    if not np.isfinite(feats).all():
+        raise _diverged(cfg, 'the test features are NaN or infinite')
     metrics = _metrics(cfg, preds, test_y, train_y[idx], model)
     return dict(metrics=metrics, model=model.cpu(), test_features=feats, test_labels=test_y)
+
+
+def _diverged(cfg: ToyConfig, what: str) -> DivergedError:
+    return DivergedError(f'training diverged ({cfg.loss}, seed {cfg.seed}): {what}; nothing '
+                         f'was written. Lower --lr (now {cfg.lr}) or --scale (now {cfg.scale})')
+
+
+def _mean_or_none(values: np.ndarray) -> float | None:
+    return float(values.mean()) if len(values) else None
 
 
 @torch.no_grad()
@@ -153,7 +266,7 @@ def _metrics(cfg: ToyConfig, preds: np.ndarray, labels: np.ndarray, train_labels
     tail = [] if cfg.balanced else sorted(cfg.tail_classes)
     tail_ref = sorted(cfg.tail_classes)  # report the same groups for balanced runs
     head_ref = [c for c in range(10) if c not in tail_ref]
-    per_class = [float((preds[labels == c] == c).mean()) for c in range(10)]
+    per_class = [_mean_or_none(preds[labels == c] == c) for c in range(10)]
     precision = [float((labels[preds == c] == c).mean()) if (preds == c).any() else 0.0
                  for c in range(10)]
     correct = preds == labels
@@ -163,9 +276,9 @@ def _metrics(cfg: ToyConfig, preds: np.ndarray, labels: np.ndarray, train_labels
         per_class_precision=precision,
         head_classes=head_ref,
         tail_classes=tail_ref,
-        head_accuracy=float(correct[np.isin(labels, head_ref)].mean()),
-        tail_accuracy=float(correct[np.isin(labels, tail_ref)].mean()),
-        overall_accuracy=float(correct.mean()),
+        head_accuracy=_mean_or_none(correct[np.isin(labels, head_ref)]),
+        tail_accuracy=_mean_or_none(correct[np.isin(labels, tail_ref)]),
+        overall_accuracy=_mean_or_none(correct),
         train_class_counts=np.bincount(train_labels, minlength=10).tolist(),
         test_class_counts=np.bincount(labels, minlength=10).tolist(),
         weight_norms=model.classifier.weight.detach().float().norm(dim=1).cpu().tolist(),

@@ -7,6 +7,8 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+TSNE_PERPLEXITY = 30  # t-SNE needs more points than this
+
 
 def tsne_embed(features: np.ndarray, labels: np.ndarray, max_points: int | None, seed: int,
                progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -23,7 +25,7 @@ def tsne_embed(features: np.ndarray, labels: np.ndarray, max_points: int | None,
     if progress:
         print(f't-SNE of {len(idx)} test features ({features.shape[1]}-d) ...', flush=True)
     # scikit-learn's t-SNE has no progress callback; verbose=2 reports every 50 iterations
-    emb = TSNE(n_components=2, init='pca', perplexity=30, random_state=seed,
+    emb = TSNE(n_components=2, init='pca', perplexity=TSNE_PERPLEXITY, random_state=seed,
                verbose=2 if progress else 0).fit_transform(features[idx].astype(np.float32))
     return emb, labels[idx]
 

@@ -119,3 +119,58 @@ def check_output_location(path: str | os.PathLike, *, is_dir: bool = False) -> P
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f'can not write {path}: no write permission in {parent}')
     return path
+
+
+def int_in_range(low: int, high: int) -> Callable[[str], int]:
+    """An argparse ``type=`` for an integer in ``[low, high]``.
+
+    Args:
+        low (int): smallest accepted value.
+        high (int): largest accepted value.
+
+    Returns:
+        Callable[[str], int]: the checker.
+    """
+    what = f'an integer in {low}..{high}'
+
+    def check(text: str) -> int:
+        value = _number(text, int, what)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f'expected {what}, got {text!r}')
+        return value
+
+    check.__name__ = f'int_in_{low}_{high}'
+    return check
+
+
+def torch_device(text: str) -> str:
+    """A torch device this machine has: ``auto`` (a GPU when present), ``cpu``, ``cuda`` or
+    ``cuda:N``. Returns the text unchanged."""
+    name = text.strip().lower()
+    if name in ('auto', 'cpu'):
+        return name
+    kind, _, index = name.partition(':')
+    if kind != 'cuda' or (index and not index.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}")
+    import torch
+    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if not available:
+        raise argparse.ArgumentTypeError(f'{text!r}: no CUDA device is available here; use '
+                                         '--device cpu (or auto)')
+    if index and int(index) >= available:
+        raise argparse.ArgumentTypeError(f'{text!r}: only {available} CUDA device(s) here '
+                                         f'(cuda:0..cuda:{available - 1})')
+    return name
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose errors are :class:`UserError` (one line through
+    :func:`run_cli`, exit status 2) instead of a usage block and ``SystemExit``."""
+
+    def error(self, message: str):
+        """Raise :class:`UserError` for a bad command line.
+
+        Raises:
+            UserError: always, with argparse's message and a pointer to ``--help``.
+        """
+        raise UserError(f'{message} (see {self.prog} --help)')

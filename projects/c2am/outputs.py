@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 import shutil
 import uuid
@@ -93,7 +94,7 @@ def atomic_output_dir(folder: str | os.PathLike, *, force: bool) -> Iterator[Pat
 
     Call :func:`prepare_output_dir` first (the same check runs here again).
     """
-    folder = prepare_output_dir(folder, force=force).absolute()
+    folder = prepare_output_dir(folder, force=force).resolve()  # a linked folder: its target
     folder.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(folder)
     tmp = folder.parent / f'.{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}'
@@ -202,3 +203,29 @@ def dumps_json(obj, **kwargs) -> str:
         ValueError: a non-finite float in ``obj``; callers turn missing values into ``None``.
     """
     return json.dumps(obj, allow_nan=False, **kwargs)
+
+
+def nan_to_none(obj):
+    """A copy of ``obj`` (dicts, lists, tuples of plain values) with every NaN or infinite
+    float replaced by ``None``, ready for :func:`dumps_json`; use it where a missing value is
+    expected (an empty group, a metric a run did not log)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [nan_to_none(v) for v in obj]
+    return obj
+
+
+def repoint(tmp: str | os.PathLike, final: str | os.PathLike,
+            names: tuple[str, ...] = ('last_checkpoint',)) -> None:
+    """In the small text files called ``names`` under ``tmp`` (mmengine's ``last_checkpoint``
+    holds an absolute path), replace the path of ``tmp`` by that of ``final``, so that they
+    are right once :func:`atomic_output_dir` has renamed ``tmp`` to ``final``."""
+    tmp, final = Path(tmp).absolute(), Path(final).absolute()
+    for name in names:
+        for path in tmp.rglob(name):
+            text = path.read_text()
+            if str(tmp) in text:
+                path.write_text(text.replace(str(tmp), str(final)))

