@@ -124,17 +124,16 @@ ITER_RE = re.compile(r'Iter\(train\) \[\s*(\d+)/(\d+)\]')
 
 
 def ensure_lt_digits(data_root: Path, seed: int = 0) -> dict:
-    """Generate LT-Digits into ``data_root`` unless a dataset of the same seed is there."""
+    """Generate LT-Digits (default settings, ``seed``) into ``data_root`` unless exactly that
+    dataset is there already; a folder holding anything else is refused
+    (:class:`~lt_digits.generate.GenerationError`, every differing setting named)."""
     from lt_digits import make_lt_digits
-    train = data_root / 'annotations' / 'lvis_v1_train.json'
-    if train.is_file():
-        info = json.loads(train.read_text()).get('info', {})
-        if info.get('seed') == seed:
-            print(f'LT-Digits found in {data_root} (seed {seed})')
-            return dict(data_root=str(data_root), train_ann=str(train),
-                        val_ann=str(data_root / 'annotations' / 'lvis_v1_val.json'))
-        raise FileExistsError(f'{data_root} holds LT-Digits of seed {info.get("seed")}, '
-                              f'not {seed}; remove it or choose another --data-root')
+    from lt_digits.generate import check_dataset
+    annotations = Path(data_root) / 'annotations'
+    if check_dataset(data_root, seed=seed):
+        print(f'LT-Digits found in {data_root} (seed {seed})')
+        return dict(data_root=str(data_root), train_ann=str(annotations / 'lvis_v1_train.json'),
+                    val_ann=str(annotations / 'lvis_v1_val.json'))
     print(f'generating LT-Digits (seed {seed}) into {data_root} ...')
     return make_lt_digits(data_root, seed=seed)
 
