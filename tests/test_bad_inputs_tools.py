@@ -318,12 +318,12 @@ def test_nan_loss_stops_training_and_keeps_the_earlier_run(capsys, smoke, work):
     wd = _earlier_run(work)
     before = _snapshot(wd)
     status, err = _cli(capsys, 'train', smoke['config'], '--work-dir', wd, '--force',
-                       '--cfg-options', 'model.roi_head.bbox_head.loss_cls.loss_weight=nan')
+                       '--cfg-options', 'model.roi_head.bbox_head.loss_bbox.loss_weight=nan')
     assert status == 2, err[-3000:]
     assert 'Traceback' not in err
     (line,) = [line for line in err.splitlines() if 'error:' in line]
     assert 'training stopped at iteration 1: the loss is not finite' in line
-    assert 'loss_cls=nan' in line
+    assert 'loss_bbox=nan' in line
     # the run failed before its first checkpoint: the earlier one was not even moved
     after = {k: v for k, v in _snapshot(wd).items()  # less the new log dir and config dump
              if not k.startswith('2') and k != 'smoke.py'}
