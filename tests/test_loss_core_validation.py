@@ -8,6 +8,7 @@ import torch
 from projects.c2am.c2am import (
     C2AMLoss,
     CosineClassifier,
+    DivergedWeightsError,
     MarginSpec,
     c2am_logits,
     c2am_logits_from_cosine,
@@ -100,7 +101,7 @@ def test_diverged_classifier_weights_raise_on_every_path(bad):
     x, w, y = _data()
     w[1, 0] = bad
     for implementation in IMPLEMENTATIONS:
-        with pytest.raises(ValueError, match='diverged'):
+        with pytest.raises(DivergedWeightsError, match='diverged'):
             c2am_loss(x, w, y, implementation=implementation)
     with pytest.raises(ValueError, match='diverged'):
         c2am_margins(torch.tensor([1.0, bad]), torch.tensor([0]))

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from projects.c2am.c2am import ALPHA, SCALE, C2AMLoss
+from projects.c2am.c2am import ALPHA, SCALE, C2AMLoss, DivergedWeightsError
 from projects.c2am.cli import UserError, torch_device
 
 from .data import imbalanced_indices, load_mnist
@@ -218,8 +218,12 @@ def train_and_evaluate(cfg: ToyConfig, progress: bool = True, data: tuple | None
             if criterion is None:
                 loss = F.cross_entropy(logits, y_train[sel])
             else:
-                loss = criterion(logits, y_train[sel],
-                                 weight_norm=model.classifier.weight_norm())
+                try:
+                    loss = criterion(logits, y_train[sel],
+                                     weight_norm=model.classifier.weight_norm())
+                except DivergedWeightsError:
+                    raise _diverged(cfg, f'the classifier weights became NaN or infinite at '
+                                         f'step {step + 1} of {total}') from None
             if not torch.isfinite(loss):
                 raise _diverged(cfg, f'the loss became {loss.item()} at step {step + 1} of '
                                      f'{total}')

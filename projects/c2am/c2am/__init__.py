@@ -12,6 +12,7 @@ themselves, :class:`CosineClassifier` and :class:`C2AMLoss`.
 from .loss import c2am_loss, c2am_loss_from_cosine, weighted_reduce
 from .margin import ALPHA, MARGIN_KINDS, SCALE, MarginSpec
 from .modules import C2AMLoss, CosineClassifier
+from .numerics import DivergedWeightsError
 from .reference import (
     angular_margin_cos,
     c2am_logits,
@@ -22,7 +23,8 @@ from .reference import (
 )
 
 __all__ = [
-    'ALPHA', 'MARGIN_KINDS', 'SCALE', 'C2AMLoss', 'CosineClassifier', 'MarginSpec',
+    'ALPHA', 'MARGIN_KINDS', 'SCALE', 'C2AMLoss', 'CosineClassifier', 'DivergedWeightsError',
+    'MarginSpec',
     'angular_margin_cos', 'c2am_logits', 'c2am_logits_from_cosine', 'c2am_loss',
     'c2am_loss_from_cosine', 'c2am_margins', 'classifier_norms', 'cosine_similarity_matrix',
     'weighted_reduce'

@@ -70,6 +70,10 @@ def check_labels(labels: torch.Tensor, num_samples: int | None,
     return labels.long()
 
 
+class DivergedWeightsError(ValueError):
+    """The classifier norms handed to the loss hold NaN / Inf: the weights have diverged."""
+
+
 def check_weight_norm(weight_norm: torch.Tensor, num_classes: int) -> None:
     """Classifier row norms ``[C]`` must be finite and >= 0: NaN / Inf norms mean the
     classifier has diverged, and margins read from them would be meaningless."""
@@ -78,8 +82,9 @@ def check_weight_norm(weight_norm: torch.Tensor, num_classes: int) -> None:
             else type(weight_norm).__name__
         raise ValueError(f'weight_norm must have shape [{num_classes}], got {shape}')
     if weight_norm.numel() and not bool((torch.isfinite(weight_norm) & (weight_norm >= 0)).all()):
-        raise ValueError('weight_norm holds NaN, Inf or negative values: the classifier weights '
-                         'have diverged (lower the learning rate or enable gradient clipping)')
+        raise DivergedWeightsError(
+            'weight_norm holds NaN, Inf or negative values: the classifier weights have diverged '
+            '(lower the learning rate or enable gradient clipping)')
 
 
 def check_first_order() -> None:

@@ -1,6 +1,6 @@
 """Convert Detectron2's LVIS category lists into the json files shipped beside this script.
 
-    python analysis/data/make_lvis_categories.py DETECTRON2_DIR
+    python tools/make_lvis_categories.py DETECTRON2_DIR
 
 DETECTRON2_DIR holds ``detectron2/data/datasets/lvis_v1_categories.py`` and
 ``lvis_v0_5_categories.py`` (Detectron2, Copyright (c) Facebook, Inc. and its affiliates,
@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1] / 'analysis' / 'data'  # where the json files go
 # the LVIS files spell this category 'stero'; mmdet's class list corrects it (same label)
 KNOWN_RENAMES = {('speaker_(stero_equipment)', 'speaker_(stereo_equipment)')}
 SOURCES = {
@@ -60,7 +60,7 @@ def convert(src: Path, version: str) -> dict:
     return dict(
         source=f'Detectron2 detectron2/data/datasets/{src.name} (Copyright (c) Facebook, Inc. '
                'and its affiliates; Apache License 2.0), converted by '
-               'analysis/data/make_lvis_categories.py',
+               'tools/make_lvis_categories.py',
         lvis_version=version,
         note='category ids, names and r/c/f groups of the LVIS annotation files; '
              'image_count and instance_count are not part of the source',
