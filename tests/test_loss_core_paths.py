@@ -86,6 +86,10 @@ def path(request, monkeypatch):
     yield p
     if p.name != 'reference':
         assert p.calls, f'the {p.name} path did not run'
+    if p.name == 'compiled':  # and no kernel failed (which would fall back to the eager ones)
+        kernels = compiled_module._COMPILED['cpu']
+        assert kernels[0] is not compiled_module._forward_math
+        assert kernels[1] is not compiled_module._backward_math
 
 
 # --------------------------------------------------------------------------- independent model
@@ -497,3 +501,45 @@ def test_reflection_just_beyond_the_threshold(monkeypatch, path, settings, label
     want = expected_loss_and_grad(cos, norms, labels, upstream=up, scale=2.0, **settings)
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-12)
+
+
+def test_zero_margins_are_exact_on_every_path(path):
+    """Equal norms (every adaptive margin 0) give exactly the plain cosine-softmax loss and
+    gradient, bit for bit, for norms whose log does not round to a clean angle. The eager
+    path only to rounding: its half-angle margins of equal norms are zero up to one rounding
+    (``relu(sin a cos a - cos a sin a)``), and it scales the gradient in another order."""
+    cos, labels = all_rows(torch.float32)
+    up = upstream_of(len(labels), torch.float32)
+    plain = path_loss_and_grad(path, cos, None, labels, upstream=up, margin='none')
+    for value in (0.37, 1.7, 5.3, 123.4):
+        norms = torch.full((6,), value)
+        got = path_loss_and_grad(path, cos, norms, labels, upstream=up, alpha=0.9)
+        for a, b in zip(got, plain):
+            if path.name == 'eager':
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+            else:
+                assert torch.equal(a, b), value
+
+
+def test_compile_kernel_asks_for_dynamic_shapes(monkeypatch):
+    """torch.compile is lazy: record what compile_kernel asks of it."""
+    asked = []
+    monkeypatch.setattr(torch, 'compile', lambda fn, **kw: asked.append((fn, kw)) or fn)
+    assert compiled_module.compile_kernel(compiled_module._psi) is compiled_module._psi
+    assert asked == [(compiled_module._psi, dict(dynamic=True))]
+
+
+def test_compiled_kernels_stay_on_the_input_device():
+    """The kernels build their index tensors on the device of their inputs (meta tensors
+    here: shapes only, a tensor created on the CPU would not mix with them)."""
+    n, c = 5, 6
+    cos = torch.empty(n, c, device='meta')
+    log_norm = torch.empty(c, device='meta')
+    labels = torch.empty(n, dtype=torch.long, device='meta')
+    for adaptive in (True, False):
+        args = (30.0, 0.5, 0.3, adaptive, 2, 2.0 ** -23)
+        loss, lse = compiled_module._forward_math(cos, log_norm, labels, *args)
+        assert loss.device.type == 'meta' and loss.shape == (n,) and lse.shape == (n,)
+        grad = compiled_module._backward_math(torch.empty(n, device='meta'), cos, log_norm,
+                                              labels, lse, *args)
+        assert grad.device.type == 'meta' and grad.shape == (n, c)
