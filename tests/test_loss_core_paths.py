@@ -543,3 +543,79 @@ def test_compiled_kernels_stay_on_the_input_device():
         grad = compiled_module._backward_math(torch.empty(n, device='meta'), cos, log_norm,
                                               labels, lse, *args)
         assert grad.device.type == 'meta' and grad.shape == (n, c)
+
+
+@pytest.mark.parametrize('cos_dtype, norm_dtype', [(torch.float64, torch.float32),
+                                                   (torch.float32, torch.float64),
+                                                   (torch.float32, torch.float16)])
+def test_norms_of_another_dtype(path, cos_dtype, norm_dtype):
+    """The margins are computed in the cosines' math dtype whatever the norms' dtype (float64
+    cosines keep float64 margins from float32 norms)."""
+    cos, labels = all_rows(cos_dtype)
+    norms = norms_of(norm_dtype)
+    up = upstream_of(len(labels), cos_dtype)
+    for settings in (dict(alpha=1.0), dict(alpha=3.0)):
+        got = path_loss_and_grad(path, cos, norms, labels, upstream=up, **settings)
+        want = expected_loss_and_grad(cos, norms.double(), labels, upstream=up, **settings)
+        for a, b in zip(got, want):
+            assert_matches(a, b, cos_dtype)
+
+
+def test_fixed_margin_counts_only_for_margin_fixed(path):
+    """``fixed_margin`` is read only with ``margin='fixed'``; ``margin='fixed'`` without it
+    (default 0) is the plain cosine classifier."""
+    cos, labels = all_rows(torch.float64)
+    norms = norms_of(torch.float64)
+    up = upstream_of(len(labels), torch.float64)
+    plain = expected_loss_and_grad(cos, norms, labels, upstream=up, margin='none')
+    adaptive = expected_loss_and_grad(cos, norms, labels, upstream=up, alpha=1.0)
+    for settings, want in ((dict(margin='none', fixed_margin=0.5), plain),
+                           (dict(alpha=0.0, fixed_margin=0.5), plain),
+                           (dict(margin='fixed'), plain),
+                           (dict(alpha=1.0, fixed_margin=0.5), adaptive)):
+        got = path_loss_and_grad(path, cos, norms, labels, upstream=up, **settings)
+        for a, b in zip(got, want):
+            assert_matches(a, b, torch.float64)
+    x = torch.randn(7, 6, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    w = torch.randn(6, 6, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    y = torch.arange(7) % 6
+    assert c2am_loss(x, w, y, margin='fixed', implementation=path.implementation).item() == \
+        pytest.approx(c2am_loss(x, w, y, margin='none', implementation='reference').item(),
+                      rel=1e-12)
+    assert torch.equal(c2am_logits_from_cosine(cos, None, labels, margin='fixed'), S * cos)
+
+
+def test_reference_helpers_stay_on_the_input_device():
+    from projects.c2am.c2am import MarginSpec, angular_margin_cos
+    from projects.c2am.c2am.reference import margin_matrix
+    labels = torch.empty(5, dtype=torch.long, device='meta')
+    for spec in (MarginSpec('fixed', fixed_margin=0.3, exclude_class=2), MarginSpec(alpha=1.0)):
+        m = margin_matrix(torch.empty(6, device='meta'), labels, 6, spec, torch.float32)
+        assert m.device.type == 'meta' and m.shape == (5, 6)
+        psi = angular_margin_cos(torch.empty(5, 6, device='meta'), m)
+        assert psi.device.type == 'meta' and psi.shape == (5, 6)
+
+
+def test_kernel_failure_warning_names_the_error(monkeypatch):
+    message = 'e' * 300
+
+    def failing(function):
+        def kernel(*args):
+            raise RuntimeError(message)
+        return kernel
+
+    with pytest.warns(UserWarning) as record:
+        _compiled_run(monkeypatch, failing)
+    text = str(record[0].message)
+    assert f'({"e" * 200})' in text and 'e' * 201 not in text  # the error, cut at 200 chars
+
+
+def test_c2am_margins_arguments():
+    with pytest.raises(ValueError, match=r'weight_norm must have shape \[C\], got \[2, 3\]'):
+        c2am_margins(torch.ones(2, 3), torch.tensor([0]))
+    with pytest.raises(ValueError, match=r'weight_norm must have shape \[C\], got list'):
+        c2am_margins([1.0, 2.0], torch.tensor([0]))
+    half = c2am_margins(torch.tensor([4.0, 1.0], dtype=torch.float16), torch.tensor([0, 1]),
+                        alpha=1.0)
+    assert half.dtype == torch.float32  # the margin math never runs in fp16
+    assert half[0, 1].item() == pytest.approx(math.log(4.0) / math.pi, rel=1e-6)
