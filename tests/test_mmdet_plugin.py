@@ -212,6 +212,7 @@ def test_head_takes_its_scale_from_loss_cls():
     head = C2AMBBoxHead(in_channels=8, fc_out_channels=16, roi_feat_size=2, num_classes=4,
                         loss_cls=dict(type='C2AMLoss', scale=16.0, alpha=1.0))
     assert head.fc_cls.scale == 16.0 and head.loss_cls.scale == 16.0
+    assert head.shared_fcs[-1].out_features == 16 and head.fc_cls.in_features == 16
     head.init_weights()
     with torch.no_grad():
         head.fc_cls.weight.mul_(torch.tensor([[4.0], [1.0], [0.5], [2.0], [8.0]]))
