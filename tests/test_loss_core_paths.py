@@ -583,6 +583,8 @@ def test_fixed_margin_counts_only_for_margin_fixed(path):
         pytest.approx(c2am_loss(x, w, y, margin='none', implementation='reference').item(),
                       rel=1e-12)
     assert torch.equal(c2am_logits_from_cosine(cos, None, labels, margin='fixed'), S * cos)
+    from projects.c2am.c2am import c2am_logits, cosine_similarity_matrix
+    assert torch.equal(c2am_logits(x, w, y, margin='fixed'), S * cosine_similarity_matrix(x, w))
 
 
 def test_reference_helpers_stay_on_the_input_device():
