@@ -621,3 +621,23 @@ def test_c2am_margins_arguments():
                         alpha=1.0)
     assert half.dtype == torch.float32  # the margin math never runs in fp16
     assert half[0, 1].item() == pytest.approx(math.log(4.0) / math.pi, rel=1e-6)
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_tiny_margins_at_minus_one(path, dtype):
+    """Margins of 0.3 and 0.6 times ``pi - acos(-1 + eps)`` (~5e-4 in float32): cosines at -1,
+    beyond and at the lower clamp all read ``theta = acos(-1 + eps)``, so they are not
+    reflected; margins of 2 and 3 times it are."""
+    eps = EPS[dtype]
+    gap = math.pi - math.acos(-1.0 + eps)  # 4.9e-4 (float32), 1.4e-6 (float64)
+    # alpha = 1: m_0j = log(n_0 / n_j) / pi = (f_0 - f_j) gap -> 0, .6, .3, 2, 3, 0
+    f = [3.6, 3.0, 3.3, 1.6, 0.6, 3.6]
+    norms = torch.tensor([2.0 * math.exp(math.pi * v * gap) for v in f], dtype=dtype)
+    values = [-1.0, -1.0 + eps / 2, -1.0 + eps]
+    cos = torch.tensor([[values[(k + j) % 3] for j in range(6)] for k in range(3)], dtype=dtype)
+    labels = torch.zeros(3, dtype=torch.long)
+    up = torch.ones(3, dtype=dtype)
+    got = path_loss_and_grad(path, cos, norms, labels, upstream=up, alpha=1.0)
+    want = expected_loss_and_grad(cos, norms, labels, upstream=up, alpha=1.0)
+    for a, b in zip(got, want):
+        assert_matches(a, b, dtype)

@@ -234,3 +234,36 @@ def test_head_takes_its_scale_from_loss_cls():
     with pytest.raises(TypeError, match='CosineClassifier'):
         C2AMBBoxHead(in_channels=8, fc_out_channels=16, roi_feat_size=2, num_classes=4,
                      cls_predictor_cfg=dict(type='Linear'))
+
+
+def test_head_type_errors_and_default_width():
+    assert C2AMBBoxHead(in_channels=8, roi_feat_size=2, num_classes=4).fc_cls.in_features == \
+        1024  # Shared2FCBBoxHead's width
+    with pytest.raises(TypeError, match='^C2AMBBoxHead needs loss_cls of type C2AMLoss, got '
+                                        'CrossEntropyLoss$'):
+        C2AMBBoxHead(in_channels=8, fc_out_channels=16, roi_feat_size=2, num_classes=4,
+                     loss_cls=dict(type='CrossEntropyLoss'))
+    with pytest.raises(TypeError, match='^C2AMBBoxHead needs a CosineClassifier predictor, got '
+                                        'Linear$'):
+        C2AMBBoxHead(in_channels=8, fc_out_channels=16, roi_feat_size=2, num_classes=4,
+                     cls_predictor_cfg=dict(type='Linear'))
+
+
+def test_head_box_loss_is_bbox_heads():
+    """The box branch is BBoxHead.loss's: the RoIs reach a decoded-box loss and
+    reduction_override reaches loss_bbox."""
+    from mmdet.models.roi_heads.bbox_heads import BBoxHead
+    head = C2AMBBoxHead(in_channels=8, fc_out_channels=16, roi_feat_size=2, num_classes=4,
+                        reg_decoded_bbox=True, loss_bbox=dict(type='GIoULoss', loss_weight=1.0))
+    head.init_weights()
+    torch.manual_seed(4)
+    cls_score, bbox_pred, _ = _captured_forward(head, torch.randn(10, 8, 2, 2))
+    rois = torch.cat([torch.zeros(10, 1), torch.rand(10, 2) * 10, torch.rand(10, 2) * 10 + 10],
+                     dim=1)
+    targets = rois[:, 1:] + torch.rand(10, 4)
+    args = (rois, LABELS, torch.ones(10), targets, torch.ones(10, 4))
+    for override in (None, 'none'):
+        got = head.loss(cls_score, bbox_pred, *args, reduction_override=override)['loss_bbox']
+        want = BBoxHead.loss(head, None, bbox_pred, *args, reduction_override=override)
+        torch.testing.assert_close(got, want['loss_bbox'])
+    assert got.shape == (int((LABELS < 4).sum()),)  # per positive RoI
