@@ -66,6 +66,28 @@ def _data(n=6, c=4, d=3, seed=0):
     (lambda x, w, y: c2am_loss(x, w, y, implementation='triton'),
      "implementation must be one of ('auto', 'fused', 'reference'), got 'triton'"),
     (lambda x, w, y: C2AMLoss()(y.tolist(), y), 'cls_score must be a tensor, got list'),
+    (lambda x, w, y: c2am_loss(x, w, y, alpha=-0.1), 'alpha must be >= 0, got -0.1'),
+    (lambda x, w, y: c2am_loss(x, w, y, alpha='0.5'),
+     "alpha must be a real number, got str '0.5'"),
+    (lambda x, w, y: c2am_loss(x, w, y, scale=0), 'scale must be > 0, got 0'),
+    (lambda x, w, y: c2am_loss(x, w, y, margin='fixed', fixed_margin=4.0),
+     'fixed_margin must be <= 3.14159, got 4'),
+    (lambda x, w, y: c2am_loss(x, w, y, margin='arc'),
+     "margin must be one of ('adaptive', 'fixed', 'none'), got 'arc'"),
+    (lambda x, w, y: c2am_loss(x, w, y, reduction='avg'),
+     "reduction must be one of ('none', 'mean', 'sum'), got 'avg'"),
+    (lambda x, w, y: c2am_loss(x, w, y, avg_factor=torch.ones(2)),
+     'avg_factor must be a number, got a tensor of shape [2]'),
+    (lambda x, w, y: c2am_loss(x, w, y, avg_factor=math.nan), 'avg_factor must be finite, got nan'),
+    (lambda x, w, y: c2am_loss(x, w, y, sample_weight=[1.0] * 6),
+     'sample_weight must have shape [6], got list'),
+    (lambda x, w, y: C2AMLoss(loss_weight=math.inf), 'loss_weight must be finite, got inf'),
+    (lambda x, w, y: C2AMLoss(background_margin=1),
+     'background_margin must be True or False, got 1'),
+    (lambda x, w, y: C2AMLoss(implementation='triton'),
+     "implementation must be one of ('auto', 'fused', 'reference'), got 'triton'"),
+    (lambda x, w, y: C2AMLoss(reduction='avg'),
+     "reduction must be one of ('none', 'mean', 'sum'), got 'avg'"),
 ])
 def test_boundary_messages(call, message):
     x, w, y = _data()
@@ -171,3 +193,21 @@ def test_loss_module_passes_its_margin_settings(settings):
         plain = torch.nn.functional.cross_entropy(S * cos, y)
         assert got.item() == pytest.approx(plain.item(), rel=1e-5)
     assert math.isfinite(got.item())
+
+
+def test_settings_are_normalised_to_float():
+    import numpy as np
+    spec = MarginSpec('fixed', alpha=1, fixed_margin=np.float32(0.5))
+    assert type(spec.alpha) is float and type(spec.fixed_margin) is float
+    assert spec.fixed_margin == pytest.approx(0.5)
+    assert type(C2AMLoss(loss_weight=2).loss_weight) is float
+
+
+def test_avg_factor_forms():
+    """A one-element tensor and values in [0, 1) are valid avg_factors (mmdet passes both)."""
+    x, w, y = _data()
+    per = c2am_loss(x, w, y, reduction='none')
+    for factor in (torch.tensor(3.0), torch.tensor([3.0]), 0.5, 0.0):
+        got = c2am_loss(x, w, y, avg_factor=factor)
+        want = per.sum() / (float(factor) + 2.0 ** -23)
+        assert got.item() == pytest.approx(want.item(), rel=1e-6)
