@@ -211,3 +211,12 @@ def test_avg_factor_forms():
         got = c2am_loss(x, w, y, avg_factor=factor)
         want = per.sum() / (float(factor) + 2.0 ** -23)
         assert got.item() == pytest.approx(want.item(), rel=1e-6)
+
+
+def test_cosines_are_float32_under_autocast():
+    """The matrix product follows an enclosing bf16 autocast; its result comes back float32."""
+    x, w, _ = _data(n=8, c=5, d=16, seed=7)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        cos = cosine_similarity_matrix(x, w)
+    assert cos.dtype == torch.float32
+    torch.testing.assert_close(cos, cosine_similarity_matrix(x, w), rtol=0, atol=2e-2)
