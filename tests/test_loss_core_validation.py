@@ -129,3 +129,26 @@ def test_non_tensor_and_non_float_inputs_are_refused():
         c2am_loss(x.long(), w.long(), y)
     with pytest.raises(ValueError, match='weight_norm'):
         c2am_loss_from_cosine(torch.zeros(6, 4), torch.ones(3), y)
+
+
+def test_plain_error_messages_in_full():
+    """The messages a user reads, word for word (anchored at both ends)."""
+    import re
+    x, w, y = _data()
+    cases = [
+        (lambda: c2am_loss(x, w, y, reduction='sum', avg_factor=2.0), ValueError,
+         'avg_factor can not be used with reduction="sum"'),
+        (lambda: c2am_margins(torch.tensor([1.0, math.nan]), torch.tensor([0])), ValueError,
+         'weight_norm holds NaN, Inf or negative values: the classifier weights have diverged '
+         '(lower the learning rate or enable gradient clipping)'),
+        (lambda: c2am_loss_from_cosine(torch.zeros(6, 4), None, y), ValueError,
+         "margin='adaptive' needs weight_norm, the [C] classifier norms"),
+    ]
+    xr = x.double().requires_grad_()
+    cases.append((lambda: torch.autograd.grad(
+        c2am_loss(xr, w.double(), y, implementation='fused'), xr, create_graph=True),
+        RuntimeError, "C2AM implementation='fused' has no double backward (create_graph=True); "
+        "use implementation='reference'"))
+    for call, error, message in cases:
+        with pytest.raises(error, match=f'^{re.escape(message)}$'):
+            call()

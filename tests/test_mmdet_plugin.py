@@ -131,3 +131,139 @@ def test_loss_core_imports_no_openmmlab(tmp_path):
             'bad = sorted(m for m in sys.modules if m.split(".")[0] in '
             '("mmdet", "mmcv", "mmengine")); assert not bad, bad')
     subprocess.run([sys.executable, '-c', code], cwd=tmp_path, check=True)
+
+
+# ------------------------------------------------------ the head's weights, against hand numbers
+def _expected_per_roi(x, weight, labels, scale, alpha, exclude):
+    """Per-RoI C2AM cross-entropy in float64 with acos (independent of the loss core)."""
+    import math
+    x, weight = x.detach().double(), weight.detach().double()
+    cos = F.normalize(x, dim=1) @ F.normalize(weight, dim=1).t()
+    norms = weight.norm(dim=1).tolist()
+    out = []
+    for a, i in enumerate(labels.tolist()):
+        logits = []
+        for j, c in enumerate(cos[a].tolist()):
+            m = 0.0 if j == i or exclude in (i, j) else \
+                min(max(0.0, alpha / math.pi * math.log(norms[i] / norms[j])), math.pi)
+            phi = math.acos(max(-1.0, min(1.0, c))) + m
+            psi = c if m == 0 else (math.cos(phi) if phi <= math.pi else -2 - math.cos(phi))
+            logits.append(scale * psi)
+        top = max(logits)
+        out.append(top + math.log(sum(math.exp(v - top) for v in logits)) - logits[i])
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def _head_loss(head, label_weights, labels, reduction_override=None, seed=0):
+    torch.manual_seed(seed)
+    cls_score, bbox_pred, x = _captured_forward(head, torch.randn(len(labels), 8, 2, 2))
+    n = len(labels)
+    rois = torch.cat([torch.zeros(n, 1), torch.rand(n, 2) * 10, torch.rand(n, 2) * 10 + 10],
+                     dim=1)
+    losses = head.loss(cls_score, bbox_pred, rois, labels, label_weights, torch.zeros(n, 4),
+                       torch.zeros(n, 4), reduction_override=reduction_override)
+    return losses, cls_score, x
+
+
+LABELS = torch.tensor([0, 1, 2, 3, 4, 4, 4, 1, 0, 2])  # 4 = background (last column)
+
+
+@pytest.mark.parametrize('background_margin', [False, True])
+@pytest.mark.parametrize('weights', [
+    [1.0, 0.0, 2.0, 0.5, 1.0, 0.0, 1.0, 1.0, 0.3, 0.0],  # ignored RoIs, unequal weights
+    [0.0, 0.0, 0.0, 0.0, 3.0, 0.0, 0.0, 0.0, 0.0, 0.0],  # one RoI: avg_factor = 1
+    [0.5] * 10,
+])
+def test_head_uses_label_weights_and_avg_factor(weights, background_margin):
+    """mmdet's sampled / ignored RoIs: sum_i w_i CE_i / #(w_i > 0), background excluded."""
+    head = _small_head(background_margin=background_margin)
+    label_weights = torch.tensor(weights)
+    losses, _, x = _head_loss(head, label_weights, LABELS)
+    per = _expected_per_roi(x, head.fc_cls.weight, LABELS, 30.0, 0.5,
+                            exclude=None if background_margin else 4)
+    count = sum(w > 0 for w in weights)
+    expected = float((per * label_weights.double()).sum()) / (count + 2.0 ** -23)
+    assert losses['loss_cls'].item() == pytest.approx(expected, rel=1e-5)
+    x.retain_grad()
+    losses['loss_cls'].backward()
+    # an ignored RoI's feature gets no gradient from the classification loss
+    ignored = label_weights == 0
+    assert torch.all(x.grad[ignored] == 0) and torch.all(x.grad[~ignored].abs().sum(1) > 0)
+
+
+def test_head_reduction_override_none_gives_weighted_per_roi_losses():
+    head = _small_head()
+    label_weights = torch.tensor([1.0, 0.0, 2.0, 0.5, 1.0, 0.0, 1.0, 1.0, 0.3, 0.0])
+    losses, _, x = _head_loss(head, label_weights, LABELS, reduction_override='none', seed=1)
+    per = _expected_per_roi(x, head.fc_cls.weight, LABELS, 30.0, 0.5, exclude=4)
+    torch.testing.assert_close(losses['loss_cls'].double(), per * label_weights.double(),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_head_accuracy_and_zero_weights():
+    head = _small_head()
+    losses, cls_score, _ = _head_loss(head, torch.zeros(10), LABELS, seed=2)
+    assert losses['loss_cls'].item() == 0.0  # nothing sampled: avg_factor 1, loss 0
+    hits = (cls_score.argmax(dim=1) == LABELS).float().mean().item() * 100
+    assert losses['acc'].item() == pytest.approx(hits)
+
+
+def test_head_takes_its_scale_from_loss_cls():
+    head = C2AMBBoxHead(in_channels=8, fc_out_channels=16, roi_feat_size=2, num_classes=4,
+                        loss_cls=dict(type='C2AMLoss', scale=16.0, alpha=1.0))
+    assert head.fc_cls.scale == 16.0 and head.loss_cls.scale == 16.0
+    assert head.shared_fcs[-1].out_features == 16 and head.fc_cls.in_features == 16
+    head.init_weights()
+    with torch.no_grad():
+        head.fc_cls.weight.mul_(torch.tensor([[4.0], [1.0], [0.5], [2.0], [8.0]]))
+    label_weights = torch.ones(10)
+    losses, cls_score, x = _head_loss(head, label_weights, LABELS, seed=3)
+    cos = F.normalize(x, dim=1) @ F.normalize(head.fc_cls.weight, dim=1).t()
+    torch.testing.assert_close(cls_score, 16.0 * cos)
+    per = _expected_per_roi(x, head.fc_cls.weight, LABELS, 16.0, 1.0, exclude=4)
+    assert losses['loss_cls'].item() == pytest.approx(float(per.sum()) / (10 + 2.0 ** -23),
+                                                      rel=1e-5)
+    # the defaults, and a predictor config that repeats the same scale
+    default = C2AMBBoxHead(in_channels=8, fc_out_channels=16, roi_feat_size=2, num_classes=4)
+    assert (default.loss_cls.scale, default.loss_cls.alpha, default.fc_cls.scale) == \
+        (30.0, 0.5, 30.0)
+    head = C2AMBBoxHead(in_channels=8, fc_out_channels=16, roi_feat_size=2, num_classes=4,
+                        loss_cls=dict(type='C2AMLoss', scale=16.0),
+                        cls_predictor_cfg=dict(type='C2AMCosineClassifier', scale=16.0))
+    assert head.fc_cls.scale == 16.0
+    with pytest.raises(TypeError, match='CosineClassifier'):
+        C2AMBBoxHead(in_channels=8, fc_out_channels=16, roi_feat_size=2, num_classes=4,
+                     cls_predictor_cfg=dict(type='Linear'))
+
+
+def test_head_type_errors_and_default_width():
+    assert C2AMBBoxHead(in_channels=8, roi_feat_size=2, num_classes=4).fc_cls.in_features == \
+        1024  # Shared2FCBBoxHead's width
+    with pytest.raises(TypeError, match='^C2AMBBoxHead needs loss_cls of type C2AMLoss, got '
+                                        'CrossEntropyLoss$'):
+        C2AMBBoxHead(in_channels=8, fc_out_channels=16, roi_feat_size=2, num_classes=4,
+                     loss_cls=dict(type='CrossEntropyLoss'))
+    with pytest.raises(TypeError, match='^C2AMBBoxHead needs a CosineClassifier predictor, got '
+                                        'Linear$'):
+        C2AMBBoxHead(in_channels=8, fc_out_channels=16, roi_feat_size=2, num_classes=4,
+                     cls_predictor_cfg=dict(type='Linear'))
+
+
+def test_head_box_loss_is_bbox_heads():
+    """The box branch is BBoxHead.loss's: the RoIs reach a decoded-box loss and
+    reduction_override reaches loss_bbox."""
+    from mmdet.models.roi_heads.bbox_heads import BBoxHead
+    head = C2AMBBoxHead(in_channels=8, fc_out_channels=16, roi_feat_size=2, num_classes=4,
+                        reg_decoded_bbox=True, loss_bbox=dict(type='GIoULoss', loss_weight=1.0))
+    head.init_weights()
+    torch.manual_seed(4)
+    cls_score, bbox_pred, _ = _captured_forward(head, torch.randn(10, 8, 2, 2))
+    rois = torch.cat([torch.zeros(10, 1), torch.rand(10, 2) * 10, torch.rand(10, 2) * 10 + 10],
+                     dim=1)
+    targets = rois[:, 1:] + torch.rand(10, 4)
+    args = (rois, LABELS, torch.ones(10), targets, torch.ones(10, 4))
+    for override in (None, 'none'):
+        got = head.loss(cls_score, bbox_pred, *args, reduction_override=override)['loss_bbox']
+        want = BBoxHead.loss(head, None, bbox_pred, *args, reduction_override=override)
+        torch.testing.assert_close(got, want['loss_bbox'])
+    assert got.shape == (int((LABELS < 4).sum()),)  # per positive RoI
