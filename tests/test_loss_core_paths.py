@@ -506,8 +506,8 @@ def test_reflection_just_beyond_the_threshold(monkeypatch, path, settings, label
 def test_zero_margins_are_exact_on_every_path(path):
     """Equal norms (every adaptive margin 0) give exactly the plain cosine-softmax loss and
     gradient, bit for bit, for norms whose log does not round to a clean angle. The eager
-    path only to rounding: its half-angle margins of equal norms are zero up to one rounding
-    (``relu(sin a cos a - cos a sin a)``), and it scales the gradient in another order."""
+    path's margins of equal norms are exactly zero too (its loss is bit for bit the plain one);
+    only its gradient is scaled in another order than without margins (one rounding)."""
     cos, labels = all_rows(torch.float32)
     up = upstream_of(len(labels), torch.float32)
     plain = path_loss_and_grad(path, cos, None, labels, upstream=up, margin='none')
@@ -515,8 +515,8 @@ def test_zero_margins_are_exact_on_every_path(path):
         norms = torch.full((6,), value)
         got = path_loss_and_grad(path, cos, norms, labels, upstream=up, alpha=0.9)
         for a, b in zip(got, plain):
-            if path.name == 'eager':
-                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+            if path.name == 'eager' and a is got[1]:
+                torch.testing.assert_close(a, b, rtol=3e-7, atol=1e-9)
             else:
                 assert torch.equal(a, b), value
 

@@ -267,3 +267,14 @@ def test_head_box_loss_is_bbox_heads():
         want = BBoxHead.loss(head, None, bbox_pred, *args, reduction_override=override)
         torch.testing.assert_close(got, want['loss_bbox'])
     assert got.shape == (int((LABELS < 4).sum()),)  # per positive RoI
+
+
+def test_classifier_takes_the_loss_scale_when_its_config_names_none():
+    head = C2AMBBoxHead(num_classes=3, in_channels=4, fc_out_channels=8, roi_feat_size=1,
+                        loss_cls=dict(type='C2AMLoss', scale=16.0),
+                        cls_predictor_cfg=dict(type='C2AMCosineClassifier'))
+    assert head.fc_cls.scale == 16.0 == head.loss_cls.scale
+    with pytest.raises(ValueError, match='differs from loss_cls scale'):
+        C2AMBBoxHead(num_classes=3, in_channels=4, fc_out_channels=8, roi_feat_size=1,
+                     loss_cls=dict(type='C2AMLoss', scale=16.0),
+                     cls_predictor_cfg=dict(type='C2AMCosineClassifier', scale=30.0))

@@ -14,7 +14,8 @@ Used by ``implementation='fused'`` wherever the kernels are not compiled (CPU by
   ``sin(m/2) = relu(sin((a_i - a_j) / 2))``: two outer products of ``[C]`` sines and cosines
   and a ``relu``, no ``[N, C]`` transcendental and no mask. Where ``m = 0`` this gives
   ``psi = cos`` and ``d psi / d cos = 1`` exactly. Margins capped at pi take the direct route;
-* folds the scale ``s`` into those ``[C]`` factors;
+* folds the scale ``s`` into those ``[C]`` factors (into the cosine's only, so that equal
+  norms give exactly zero margin);
 * pays for the masks of the two rare cases (``theta + m > pi``, a cosine at the clamp bounds)
   only when a whole-tensor bound says they can occur.
 
@@ -48,8 +49,10 @@ class _ScaledMargins:
         self.labels, self.scale = labels, scale
         self.exclude = -1 if spec.exclude_class is None else spec.exclude_class
         self.fixed = spec.kind != 'adaptive'
-        # with r = sqrt(2 s):  s cos m = s - (r sin(m/2))^2,  s sin m = (r sin(m/2)) (r cos(m/2))
-        self.root = math.sqrt(2.0 * scale)
+        # s cos m = s - 2 s sin^2(m/2),  s sin m = sin(m/2) (2 s cos(m/2)): the factor 2 s goes
+        # with the cosine only, so sin(m/2) is formed from unscaled [C] factors and is exactly 0
+        # for equal norms (a_i = a_j gives the same two products)
+        self.twice = 2.0 * scale
         self.none = not spec.active  # psi = cos: no margin terms at all
         if self.none:
             self.largest = 0.0
@@ -57,7 +60,7 @@ class _ScaledMargins:
         if self.fixed:
             value = spec.fixed_margin
             self.largest = value
-            self.half = (self.root * math.sin(value / 2), self.root * math.cos(value / 2))
+            self.half = (math.sin(value / 2), self.twice * math.cos(value / 2))
             return
         log_norm = weight_norm.detach().to(labels.device).clamp_min(NORM_EPS).log()
         half = (spec.alpha / (2 * math.pi)) * log_norm  # a / 2
@@ -70,25 +73,29 @@ class _ScaledMargins:
         self.direct = spread >= math.pi  # some margin capped at pi: sin / cos of clamp(m)
         self.largest = min(max(spread, 0.0), math.pi)
         if not self.direct:
-            sin_r = (self.root * self.half_row.sin()).unsqueeze(1)
-            cos_r = (self.root * self.half_row.cos()).unsqueeze(1)
-            sin_c, cos_c = half.sin().unsqueeze(0), half.cos().unsqueeze(0)
-            self.factors = (sin_r, cos_r, sin_c, cos_c)
+            # rows gather the columns' values: sin / cos of one [C] tensor, so that equal
+            # angles give bit-equal factors (vectorised and scalar sin may round differently)
+            sin_c, cos_c = half.sin(), half.cos()
+            sin_r, cos_r = sin_c[labels].unsqueeze(1), cos_c[labels].unsqueeze(1)
+            self.factors = (sin_r, cos_r, sin_c.unsqueeze(0), cos_c.unsqueeze(0),
+                            self.twice * sin_r, self.twice * cos_r)
 
     def _half_angle(self, rows: slice, like: torch.Tensor):
-        """``r sin(m/2)`` ``[B, C]`` before masking, and ``r cos(m/2)`` (tensor or float)."""
+        """``sin(m/2)`` ``[B, C]`` before masking, and ``2 s cos(m/2)`` (tensor or float)."""
         if self.fixed:
             return torch.full_like(like, self.half[0]), self.half[1]
         if self.direct:
             half_m = self.half_row[rows].unsqueeze(1) - self.half_col.unsqueeze(0)
             half_m.clamp_(0.0, math.pi / 2)
-            return torch.sin(half_m).mul_(self.root), half_m.cos_().mul_(self.root)
-        sin_r, cos_r, sin_c, cos_c = self.factors
-        sin_r, cos_r = sin_r[rows], cos_r[rows]
+            return torch.sin(half_m), half_m.cos_().mul_(self.twice)
+        sin_r, cos_r, sin_c, cos_c, sin_r2, cos_r2 = self.factors
+        sin_r, cos_r, sin_r2, cos_r2 = sin_r[rows], cos_r[rows], sin_r2[rows], cos_r2[rows]
         # sin(d/2) = sin_i cos_j - cos_i sin_j,  cos(d/2) = cos_i cos_j + sin_i sin_j;
         # relu(sin(d/2)) = sin(m/2) as |d| < pi
-        half_sin = torch.mul(sin_r, cos_c).addcmul_(cos_r, sin_c, value=-1.0).clamp_min_(0.0)
-        return half_sin, torch.mul(cos_r, cos_c).addcmul_(sin_r, sin_c)
+        # two rounded products, then a subtraction (addcmul may fuse them into one FMA, which
+        # leaves the rounding error of a product where a_i = a_j instead of exactly 0)
+        half_sin = torch.mul(sin_r, cos_c).sub_(torch.mul(cos_r, sin_c)).clamp_min_(0.0)
+        return half_sin, torch.mul(cos_r2, cos_c).addcmul_(sin_r2, sin_c)
 
     def rows(self, rows: slice, like: torch.Tensor):
         """``(s cos m, s sin m)`` for ``rows``, each ``[B, C]``; ``None`` without margins."""
@@ -105,7 +112,7 @@ class _ScaledMargins:
         else:
             scaled_sin = half_cos.mul_(half_sin)
         scaled_cos = torch.addcmul(like.new_full((), self.scale), half_sin, half_sin,
-                                   value=-1.0)
+                                   value=-self.twice)
         return scaled_cos, scaled_sin
 
 

@@ -48,6 +48,9 @@ class C2AMBBoxHead(Shared2FCBBoxHead):
             raise ValueError(
                 f"C2AMBBoxHead: cls_predictor_cfg scale {cls_predictor_cfg['scale']} differs "
                 f'from loss_cls scale {scale}; set it once, in loss_cls')
+        elif cls_predictor_cfg.get('type') in ('C2AMCosineClassifier', CosineClassifier):
+            # the classifier takes the loss's scale (its own default could differ)
+            cls_predictor_cfg = dict(cls_predictor_cfg, scale=scale)
         super().__init__(fc_out_channels=fc_out_channels, loss_cls=loss_cls,
                          cls_predictor_cfg=cls_predictor_cfg, **kwargs)
         if not isinstance(self.loss_cls, C2AMLoss):
@@ -56,6 +59,9 @@ class C2AMBBoxHead(Shared2FCBBoxHead):
         if not isinstance(self.fc_cls, CosineClassifier):
             raise TypeError(f'C2AMBBoxHead needs a CosineClassifier predictor, got '
                             f'{type(self.fc_cls).__name__}')
+        if self.fc_cls.scale != self.loss_cls.scale:  # the loss divides cls_score by its scale
+            raise ValueError(f'C2AMBBoxHead: classifier scale {self.fc_cls.scale} differs from '
+                             f'loss_cls scale {self.loss_cls.scale}; set it once, in loss_cls')
 
     def loss(self,
              cls_score: Tensor,
