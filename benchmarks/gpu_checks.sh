@@ -13,9 +13,8 @@ export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/device.txt"
 python3 -c "import torch; print('torch', torch.__version__)" | tee -a "$OUT/device.txt"
 echo "== loss-core tests"
-python3 -m pytest -q -p no:cacheprovider tests/test_loss_core_values.py \
-  tests/test_loss_core_gradients.py tests/test_loss_core_edge_cases.py \
-  tests/test_loss_core_fused.py 2>&1 | tail -5 | tee "$OUT/pytest.txt"
+python3 -m pytest -q -p no:cacheprovider tests/test_loss_core_*.py 2>&1 | tail -5 \
+  | tee "$OUT/pytest.txt"
 echo "== loss benchmark (CUDA)"
 python3 benchmarks/loss_bench.py --device cuda --json "$OUT/loss_bench_cuda.json" 2>&1 \
   | tee "$OUT/loss_bench_cuda.txt"
