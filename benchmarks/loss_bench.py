@@ -1,6 +1,6 @@
 """Loss micro-benchmark: C2AM against linear + CE and cosine + CE, forward + backward.
 
-    python benchmarks/loss_bench.py [--device cpu|cuda] [--n 1024 8192] [--dtypes fp32 bf16]
+    python benchmarks/loss_bench.py [--device auto|cpu|cuda[:N]] [--n 1024 8192] [--dtypes fp32 bf16]
                                     [--repeats 30] [--json out.json]
 
 Variants, all on features [N, D=1024] and classifier [C=1204, D]:
@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from projects.c2am.c2am import ALPHA, SCALE, c2am_loss  # noqa: E402
-from projects.c2am.cli import nonnegative_int, positive_int, run_cli  # noqa: E402
+from projects.c2am.cli import nonnegative_int, positive_int, run_cli, torch_device  # noqa: E402
 from projects.c2am.outputs import check_output_files, dumps_json, write_atomic  # noqa: E402
 
 S, D, C = SCALE, 1024, 1204
@@ -161,23 +161,10 @@ def check_equivalence(device, n=2048) -> dict:
     return out
 
 
-def parse_device(text: str) -> torch.device:
-    """``--device``: a torch device that exists on this machine."""
-    try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise argparse.ArgumentTypeError(f'not a torch device: {text!r}') from None
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise argparse.ArgumentTypeError('cuda requested but no CUDA device is available')
-    if device.type not in ('cpu', 'cuda'):
-        raise argparse.ArgumentTypeError(f'only cpu and cuda are measured, got {text!r}')
-    return device
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--device', type=parse_device,
-                   default='cuda' if torch.cuda.is_available() else 'cpu')
+    p.add_argument('--device', type=torch_device, default='auto',
+                   help='auto (a GPU when present), cpu, cuda or cuda:N')
     p.add_argument('--n', type=positive_int, nargs='+', default=[1024, 8192])
     p.add_argument('--dtypes', nargs='+', choices=['fp32', 'bf16'], default=['fp32', 'bf16'])
     p.add_argument('--repeats', type=positive_int, default=30)
@@ -187,7 +174,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.json:
         check_output_files([args.json], force=args.force)
-    device = args.device
+    if args.device == 'auto':
+        args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    device = torch.device(args.device)
     variants = dict(linear_ce=linear_ce, cosine_ce=cosine_ce, naive_c2am=naive_c2am)
     if device.type == 'cuda':
         variants['naive_compile'] = torch.compile(naive_c2am, dynamic=False)

@@ -49,36 +49,32 @@ def finite_float(text: str) -> float:
     return _number(text, float, 'a finite number')
 
 
+def _bounded(text: str, kind: type, what: str, ok: Callable) -> float | int:
+    """``_number`` plus a range test ``ok(value)``; the message names the range (``what``)."""
+    value = _number(text, kind, what)
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f'expected {what}, got {text!r}')
+    return value
+
+
 def positive_float(text: str) -> float:
     """A finite float > 0."""
-    value = _number(text, float, 'a finite number > 0')
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f'expected a finite number > 0, got {text!r}')
-    return value
+    return _bounded(text, float, 'a finite number > 0', lambda v: v > 0)
 
 
 def nonnegative_float(text: str) -> float:
     """A finite float >= 0."""
-    value = _number(text, float, 'a finite number >= 0')
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'expected a finite number >= 0, got {text!r}')
-    return value
+    return _bounded(text, float, 'a finite number >= 0', lambda v: v >= 0)
 
 
 def positive_int(text: str) -> int:
     """An integer >= 1."""
-    value = _number(text, int, 'an integer >= 1')
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'expected an integer >= 1, got {text!r}')
-    return value
+    return _bounded(text, int, 'an integer >= 1', lambda v: v >= 1)
 
 
 def nonnegative_int(text: str) -> int:
     """An integer >= 0."""
-    value = _number(text, int, 'an integer >= 0')
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'expected an integer >= 0, got {text!r}')
-    return value
+    return _bounded(text, int, 'an integer >= 0', lambda v: v >= 0)
 
 
 def existing_file(text: str) -> Path:
@@ -134,10 +130,7 @@ def int_in_range(low: int, high: int) -> Callable[[str], int]:
     what = f'an integer in {low}..{high}'
 
     def check(text: str) -> int:
-        value = _number(text, int, what)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f'expected {what}, got {text!r}')
-        return value
+        return _bounded(text, int, what, lambda v: low <= v <= high)
 
     check.__name__ = f'int_in_{low}_{high}'
     return check
