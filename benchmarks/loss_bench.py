@@ -1,7 +1,7 @@
 """Loss micro-benchmark: C2AM against linear + CE and cosine + CE, forward + backward.
 
-    python benchmarks/loss_bench.py [--device auto|cpu|cuda[:N]] [--n 1024 8192] [--dtypes fp32 bf16]
-                                    [--repeats 30] [--json out.json]
+    python benchmarks/loss_bench.py [--device auto|cpu|cuda[:N]] [--n 1024 8192]
+                                    [--dtypes fp32 bf16] [--repeats 30] [--json out.json]
 
 Variants, all on features [N, D=1024] and classifier [C=1204, D]:
   linear_ce      F.linear with bias + cross-entropy
