@@ -245,7 +245,7 @@ def test_test_outputs(capsys, smoke, work):
              'res.segm.json exists; pass --force', work)
     _refused(capsys, 'test', [*base, '--outfile-prefix', work / 'p', '--cfg-options',
                               'test_evaluator.type=VOCMetric'],
-             'needs an LVISMetric or CocoMetric test_evaluator', work)
+             'needs an LVISMetric or CocoMetric (or subclass) test_evaluator', work)
 
 
 def test_interrupted_evaluation_keeps_earlier_results(capsys, smoke, work, monkeypatch):
@@ -339,3 +339,14 @@ def test_force_moves_the_earlier_checkpoints_aside_once_a_new_one_exists(capsys,
     assert (aside / 'last_checkpoint').read_text() == str(wd / 'iter_2.pth')
     assert (wd / 'notes.txt').read_text() == 'mine'
     assert load_torch(wd / 'iter_2.pth')['meta']['iter'] == 2
+
+
+@pytest.mark.parametrize('evaluator, expected', [
+    (dict(type='FastLVISMetric', metric=['bbox', 'segm']), ['bbox', 'segm']),  # a subclass
+    (dict(type='LVISMetric', metric='segm'), ['segm']),
+    (dict(type='CocoMetric', metric=['bbox', 'proposal']), ['bbox']),
+])
+def test_outfile_prefix_accepts_lvis_and_coco_metrics_and_their_subclasses(evaluator, expected):
+    import projects.c2am.mmdet_plugin  # noqa: F401  (registers FastLVISMetric)
+    cfg = Config(dict(test_evaluator=dict(evaluator, ann_file='unused.json')))
+    assert TOOLS['test'].result_types(cfg) == expected

@@ -78,12 +78,16 @@ def _evaluators(cfg) -> list:
 
 def result_types(cfg) -> list[str]:
     """bbox / segm: the LVIS-format result files ``--outfile-prefix`` will produce."""
+    from mmdet.evaluation import CocoMetric, LVISMetric
+    from mmdet.registry import METRICS
     types = []
     for ev in _evaluators(cfg):
-        if not isinstance(ev, dict) or ev.get('type') not in ('LVISMetric', 'CocoMetric'):
-            kind = ev.get('type') if isinstance(ev, dict) else type(ev).__name__
-            raise UserError(f'--outfile-prefix needs an LVISMetric or CocoMetric test_evaluator, '
-                            f'the config has {kind}')
+        kind = ev.get('type') if isinstance(ev, dict) else type(ev).__name__
+        # by class, so that subclasses (FastLVISMetric) qualify too
+        cls = METRICS.get(kind) if isinstance(kind, str) else kind
+        if not (isinstance(cls, type) and issubclass(cls, (LVISMetric, CocoMetric))):
+            raise UserError(f'--outfile-prefix needs an LVISMetric or CocoMetric (or subclass) '
+                            f'test_evaluator, the config has {getattr(kind, "__name__", kind)}')
         metric = ev.get('metric', 'bbox')
         for t in [metric] if isinstance(metric, str) else list(metric):
             if t in RESULT_TYPES and t not in types:
