@@ -39,13 +39,14 @@ if str(ROOT) not in sys.path:
 
 from analysis.checkpoints import load_checkpoint, select_classifiers  # noqa: E402
 from analysis.per_class_ap import per_class_ap  # noqa: E402
-from lt_digits.experiments import METHODS, RESULT_MARKER  # noqa: E402
+from lt_digits.experiments import METHODS, RESULT_MARKER, checkpoint_of  # noqa: E402
 from projects.c2am.cli import (  # noqa: E402
     UserError,
     nonnegative_int,
     positive_float,
     run_cli,
 )
+from projects.c2am.mmdet_plugin.classifier_norm_hook import SPIKE  # noqa: E402
 from projects.c2am.outputs import (  # noqa: E402
     atomic_output_dir,
     check_output_files,
@@ -55,7 +56,6 @@ from projects.c2am.outputs import (  # noqa: E402
 
 TOOL = 'benchmarks/apf_study.py'
 GROUPS = ('r', 'c', 'f')
-SPIKE = 2.0  # a category whose norm exceeds SPIKE x the median norm of all categories
 SCALE_OPTION = 'model.roi_head.bbox_head.loss_cls.scale'
 PER_CATEGORY = 'per_category.json'
 LOG_TOLERANCE = 0.15  # AP points: the training log rounds AP to 3 decimals of a fraction
@@ -150,18 +150,12 @@ def finished_run(runs: Path, method: str, seed: int) -> tuple[Path, dict]:
     return folder, settings
 
 
-def checkpoint_of(folder: Path) -> Path:
-    """The run's last checkpoint (named in mmengine's ``last_checkpoint``)."""
+def checkpoint(folder: Path) -> Path:
+    """The run's last checkpoint."""
     try:
-        path = Path((folder / 'last_checkpoint').read_text().strip())
-    except OSError:
-        raise UserError(f'{folder}: no last_checkpoint') from None
-    path = path if path.is_absolute() else folder / path.name
-    if not path.is_file():
-        path = folder / path.name  # the runs folder was moved
-    if not path.is_file():
-        raise UserError(f'{folder}: checkpoint {path.name} is missing')
-    return path
+        return checkpoint_of(folder)
+    except FileNotFoundError:
+        raise UserError(f'{folder}: the run kept no checkpoint') from None
 
 
 def test_name(method: str, seed: int, scale: float | None) -> str:
@@ -177,7 +171,7 @@ def run_test(folder: Path, settings: dict, dest: Path, scale: float | None) -> N
     ann = options.get('val_evaluator.ann_file')
     with atomic_output_dir(dest, force=False) as tmp:
         cmd = [sys.executable, str(ROOT / 'tools' / 'test.py'), str(ROOT / settings['config']),
-               str(checkpoint_of(folder)), '--work-dir', str(tmp / 'test'),
+               str(checkpoint(folder)), '--work-dir', str(tmp / 'test'),
                '--outfile-prefix', str(tmp / 'results'),
                '--cfg-options', *[f'{k}={v}' for k, v in options.items()]]
         env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1',
@@ -233,7 +227,7 @@ def category_arrays(result: dict) -> tuple[list[int], np.ndarray, np.ndarray, np
 
 def classifier_norms(folder: Path, num_classes: int) -> np.ndarray:
     """``[C]`` norms of the run's box classifier (background / objectness rows dropped)."""
-    state, meta = load_checkpoint(checkpoint_of(folder))
+    state, meta = load_checkpoint(checkpoint(folder))
     weights = select_classifiers(state, num_classes=num_classes)
     if len(weights) != 1:
         raise UserError(f'{folder}: expected one box classifier, found {sorted(weights)}')

@@ -107,7 +107,32 @@ def job_options(method: Method, data_root: Path, iters: int, seed: int) -> dict:
             'val_evaluator.ann_file': val_ann, 'test_evaluator.ann_file': val_ann}
     if method.train_ann_option:
         opts[method.train_ann_option] = str(data_root / 'annotations' / 'lvis_v1_train.json')
-    return opts | method.options
+    return opts | schedule_options(method.config, iters) | method.options
+
+
+def schedule_options(config: str, iters: int) -> dict:
+    """cfg-options that stretch the config's learning-rate schedule to ``iters`` iterations.
+
+    The configs place the LR steps at fixed iterations (75 % and 92 % of their ``max_iters``);
+    ``train_cfg.max_iters`` alone would keep them there (a longer run would spend its extra
+    iterations at the final LR, a shorter one would never decay). Every scheduler that ends at
+    the config's ``max_iters`` gets ``end = iters`` and its milestones scaled by the same
+    factor. Nothing when ``iters`` is the config's own schedule.
+    """
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(ROOT / config), import_custom_modules=False)
+    base = cfg.train_cfg.max_iters
+    if iters == base:
+        return {}
+    opts = {}
+    for i, sched in enumerate(cfg.get('param_scheduler') or []):
+        if sched.get('end') != base:
+            continue  # warm-up and other fixed-length phases keep their length
+        opts[f'param_scheduler.{i}.end'] = iters
+        if 'milestones' in sched:
+            scaled = [max(1, round(m * iters / base)) for m in sched['milestones']]
+            opts[f'param_scheduler.{i}.milestones'] = scaled
+    return opts
 
 
 METRIC_KEYS = {'AP mask': 'lvis/segm_AP', 'AP box': 'lvis/bbox_AP', 'APr': 'lvis/segm_APr',

@@ -1,5 +1,6 @@
 """benchmarks/lt_detection.py: planning, resuming, refusing foreign files, paired differences,
 and the shared report rules (a fake trainer writes the logs a real run would)."""
+import argparse
 import importlib.util
 import json
 import sys
@@ -219,3 +220,24 @@ def test_plot_norm_trajectories_from_logged_scalars(tmp_path, capsys):
     assert 'exists' in capsys.readouterr().err
     (tmp_path / 'empty').mkdir()
     assert plot.run_cli(plot.main, [f'X={tmp_path / "empty"}', '--out', str(tmp_path / 'o')]) == 2
+
+
+@pytest.mark.parametrize('method', ['ce', 'rfs-c2am'])
+def test_iters_stretch_the_lr_schedule(method, tmp_path):
+    """--iters moves the LR steps with the run length (75 % / 92 %, as the configs place them
+    for 700) instead of keeping them at iterations 525 / 644; 700 changes nothing."""
+    from projects.c2am.run_checks import cfg_options_action, load_config
+    m = METHODS[method]
+    assert experiments.schedule_options(m.config, 700) == {}
+    for iters, steps in ((1400, [1050, 1288]), (150, [112, 138])):
+        job = experiments.TrainJob('x', m.config, tmp_path, job_options(m, tmp_path, iters, 0))
+        # through the command line exactly as tools/train.py parses it
+        parser = argparse.ArgumentParser()
+        parser.add_argument('--cfg-options', nargs='+', action=cfg_options_action())
+        argv = job.command()
+        opts = parser.parse_args(argv[argv.index('--cfg-options'):]).cfg_options
+        cfg = load_config(ROOT / m.config, opts)
+        warmup, steps_sched = cfg.param_scheduler
+        assert warmup.end == 100  # warm-up keeps its length
+        assert steps_sched.end == iters and steps_sched.milestones == steps
+        assert cfg.train_cfg.max_iters == iters

@@ -155,6 +155,9 @@ def test_norm_statistics_against_hand_and_scipy():
     assert stats['cls_norm/r'] == pytest.approx(0.75)
     assert stats['cls_norm/f_over_r'] == pytest.approx(3.5 / 0.75)
     assert stats['cls_norm/spearman_freq'] == pytest.approx(spearmanr(norms, counts)[0])
+    # median of 6 values as torch takes it: the lower middle one (1.5); only 4.0 is ABOVE 2x
+    assert stats['cls_norm/max_over_median'] == pytest.approx(4.0 / 1.5)
+    assert stats['cls_norm/spikes'] == 1  # 3.0 equals 2 x 1.5: not a spike
     # Eq. 7 by hand: m_ij = alpha / pi * log(||W_i|| / ||W_j||) for i frequent, j rare
     f_to_r = [0.5 / math.pi * math.log(a / b) for a in (4.0, 3.0) for b in (1.0, 0.5)]
     assert stats['c2am_margin/f_to_r'] == pytest.approx(sum(f_to_r) / 4, rel=1e-6)

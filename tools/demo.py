@@ -31,6 +31,7 @@ from lt_digits.experiments import (  # noqa: E402
     markdown_table,
     read_results,
     run_parallel,
+    schedule_options,
 )
 from lt_digits.generate import check_dataset  # noqa: E402
 from projects.c2am.cli import (  # noqa: E402
@@ -144,7 +145,8 @@ def run_demo(args, data: dict, out: Path, final: Path, iters: int, val_images: i
         'val_dataloader.dataset.data_root': root,
         'val_dataloader.dataset.ann_file': val_ann,
         'val_evaluator.ann_file': val_ann,
-        'val_evaluator.outfile_prefix': str(out / loss / 'val_results')}) for loss in LOSSES]
+        'val_evaluator.outfile_prefix': str(out / loss / 'val_results')}
+        | schedule_options(LT_CONFIGS[loss], iters)) for loss in LOSSES]
     run_parallel(jobs, max_parallel=2)
     results = {loss: read_results(out / loss) for loss in LOSSES}
     table = markdown_table({k.upper() if k == 'ce' else 'C2AM': v for k, v in results.items()},

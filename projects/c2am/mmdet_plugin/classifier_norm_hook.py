@@ -8,6 +8,8 @@ visualizer backend (``scalars.json``, TensorBoard, W&B):
 * ``cls_norm/r``, ``cls_norm/c``, ``cls_norm/f``: mean row norm of the rare / common / frequent
   categories; ``cls_norm/bg``: the background row; ``cls_norm/f_over_r``: frequent / rare;
 * ``cls_norm/spearman_freq``: Spearman correlation of the row norm with the training image count;
+* ``cls_norm/max_over_median`` and ``cls_norm/spikes``: the largest row norm over the median,
+  and how many rows exceed ``SPIKE`` (2) x the median (single categories whose norm runs away);
 * for a C2AM head with adaptive margins: ``c2am_margin/f_to_r`` and ``c2am_margin/f_to_c``, the
   mean margin (radians, Eq. 7) a frequent-class sample puts on a rare / common class.
 
@@ -26,6 +28,8 @@ from torch import Tensor
 
 from ..c2am import C2AMLoss, c2am_margins
 from .lvis_categories import GROUPS, load_lvis_categories
+
+SPIKE = 2.0  # a row norm above SPIKE x the median counts as a spike
 
 
 def average_ranks(values: Tensor) -> Tensor:
@@ -56,7 +60,8 @@ def classifier_norm_statistics(norms: Tensor, groups: list[str], frequency_ranks
 
     Returns:
         dict: ``cls_norm/<g>`` for each group present, ``cls_norm/f_over_r`` (both present),
-        ``cls_norm/spearman_freq`` and, with ``alpha``, ``c2am_margin/f_to_r`` /
+        ``cls_norm/spearman_freq``, ``cls_norm/max_over_median``, ``cls_norm/spikes`` and, with
+        ``alpha``, ``c2am_margin/f_to_r`` /
         ``c2am_margin/f_to_c``.
     """
     norms = norms.detach().float().cpu()
@@ -65,6 +70,10 @@ def classifier_norm_statistics(norms: Tensor, groups: list[str], frequency_ranks
     out = {f'cls_norm/{g}': float(norms[idx].mean()) for g, idx in index.items() if len(idx)}
     if len(index['f']) and len(index['r']):
         out['cls_norm/f_over_r'] = out['cls_norm/f'] / out['cls_norm/r']
+    median = float(norms.median())  # torch: the lower middle value for an even count
+    if median > 0:
+        out['cls_norm/max_over_median'] = float(norms.max()) / median
+        out['cls_norm/spikes'] = float((norms > SPIKE * median).sum())
     rho = spearman(norms, frequency_ranks)
     if rho == rho:  # undefined when all norms (or all counts) are equal
         out['cls_norm/spearman_freq'] = rho
