@@ -8,7 +8,8 @@ Each ``LABEL=WORK_DIR`` is an mmengine work dir (its ``<timestamp>/vis_data/scal
 latest when there are several). Writes ``OUT.png``, ``OUT.pdf`` and ``OUT.json`` (the plotted
 series): mean norm of the rare / common / frequent categories, the frequent / rare ratio, the
 Spearman correlation of norm with training frequency, and, for C2AM runs, the mean margin a
-frequent-class sample puts on rare and common classes, each against the training iteration.
+frequent-class sample puts on rare and common classes, and the largest norm over the median
+(norm spikes), each against the training iteration.
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from projects.c2am.cli import UserError, run_cli  # noqa: E402
 from projects.c2am.outputs import check_output_files, dumps_json, write_atomic  # noqa: E402
 
 SERIES = ('cls_norm/r', 'cls_norm/c', 'cls_norm/f', 'cls_norm/f_over_r',
-          'cls_norm/spearman_freq', 'c2am_margin/f_to_r', 'c2am_margin/f_to_c')
+          'cls_norm/spearman_freq', 'c2am_margin/f_to_r', 'c2am_margin/f_to_c',
+          'cls_norm/max_over_median', 'cls_norm/spikes')
 
 
 def labelled_dir(text: str) -> tuple[str, Path]:
@@ -65,14 +67,15 @@ def plot(runs: dict[str, dict], prefix: Path) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
+    fig, axes = plt.subplots(1, 5, figsize=(22, 4))
     colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
     for (label, series), colour in zip(runs.items(), colours * 4):
         for group, style in (('f', '-'), ('c', '--'), ('r', ':')):
             if f'cls_norm/{group}' in series:
                 x, y = zip(*series[f'cls_norm/{group}'])
                 axes[0].plot(x, y, style, color=colour, label=f'{label} {group}')
-        for ax, key in ((axes[1], 'cls_norm/f_over_r'), (axes[2], 'cls_norm/spearman_freq')):
+        for ax, key in ((axes[1], 'cls_norm/f_over_r'), (axes[2], 'cls_norm/spearman_freq'),
+                        (axes[4], 'cls_norm/max_over_median')):
             if key in series:
                 ax.plot(*zip(*series[key]), color=colour, label=label)
         for key, style in (('c2am_margin/f_to_r', '-'), ('c2am_margin/f_to_c', '--')):
@@ -80,7 +83,8 @@ def plot(runs: dict[str, dict], prefix: Path) -> None:
                 axes[3].plot(*zip(*series[key]), style, color=colour,
                              label=f'{label} f->{key[-1]}')
     titles = ('mean classifier norm (f solid, c dashed, r dotted)', 'norm frequent / rare',
-              'Spearman(norm, training frequency)', 'C2AM mean margin (rad)')
+              'Spearman(norm, training frequency)', 'C2AM mean margin (rad)',
+              'largest norm / median (runs that logged it)')
     for ax, title in zip(axes, titles):
         ax.set_title(title, fontsize=9)
         ax.set_xlabel('iteration')
