@@ -23,7 +23,6 @@ written (an interrupted one leaves only a temporary folder, removed on the next 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -32,6 +31,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -41,12 +41,17 @@ from analysis.checkpoints import load_checkpoint, select_classifiers  # noqa: E4
 from analysis.per_class_ap import per_class_ap  # noqa: E402
 from lt_digits.experiments import METHODS, RESULT_MARKER, checkpoint_of  # noqa: E402
 from projects.c2am.cli import (  # noqa: E402
+    ArgumentParser,
     UserError,
     nonnegative_int,
     positive_float,
     run_cli,
 )
-from projects.c2am.mmdet_plugin.classifier_norm_hook import SPIKE  # noqa: E402
+from projects.c2am.mmdet_plugin.classifier_norm_hook import (  # noqa: E402
+    SPIKE,
+    average_ranks,
+)
+from projects.c2am.mmdet_plugin.classifier_norm_hook import spearman as hook_spearman  # noqa: E402,E501
 from projects.c2am.outputs import (  # noqa: E402
     atomic_output_dir,
     check_output_files,
@@ -61,30 +66,16 @@ PER_CATEGORY = 'per_category.json'
 LOG_TOLERANCE = 0.15  # AP points: the training log rounds AP to 3 decimals of a fraction
 
 
-# ---------------------------------------------------------------- statistics (pure numpy)
-
-def average_ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks 1..n, ties sharing their average rank."""
-    values = np.asarray(values, dtype=float)
-    order = np.argsort(values, kind='stable')
-    ranks = np.empty(len(values))
-    ranks[order] = np.arange(1, len(values) + 1)
-    for v in np.unique(values):
-        tied = values == v
-        if tied.sum() > 1:
-            ranks[tied] = ranks[tied].mean()
-    return ranks
-
+# ---------------------------------------------------------------- statistics
 
 def spearman(a, b) -> float | None:
-    """Spearman's rho (Pearson of average ranks); ``None`` below 3 pairs or for a constant."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    """Spearman's rho (the hook's, ties at their average rank); ``None`` below 3 pairs or for
+    a constant series."""
     if len(a) < 3:
         return None
-    ra, rb = average_ranks(a), average_ranks(b)
-    if ra.std() == 0 or rb.std() == 0:
-        return None
-    return float(np.corrcoef(ra, rb)[0, 1])
+    rho = hook_spearman(torch.as_tensor(np.asarray(a, dtype=float)),
+                        average_ranks(torch.as_tensor(np.asarray(b, dtype=float))))
+    return rho if rho == rho else None
 
 
 def paired_seed(norms: np.ndarray, ap: np.ndarray, base_ap: np.ndarray,
@@ -319,8 +310,8 @@ def plot(doc: dict, png: Path, pdf: Path) -> None:
 
 # ---------------------------------------------------------------- CLI
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('runs', type=Path, help='a benchmarks/lt_detection.py --out folder')
     p.add_argument('--seeds', type=nonnegative_int, nargs='+', default=[0, 1, 2])
     p.add_argument('--baseline', default='ce', help='method to compare against (default: ce)')
