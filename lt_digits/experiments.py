@@ -56,6 +56,9 @@ METHODS: dict[str, Method] = {
     'fed': Method(_cfg('fed'), train_ann_option=_LOSS_CLS + 'ann_file'),
     'rfs-ce': Method(_cfg('ce_sample3e-2'), wrapped_train=True),
     'rfs-c2am': Method(_cfg('c2am_sample3e-2'), wrapped_train=True),
+    # remedies studied against C2AM's frequent-category AP loss (not in the paper)
+    'c2am-normcap': Method(_cfg('c2am-normcap')),
+    'c2am-clswd': Method(_cfg('c2am-clswd')),
     # the paper's ablations (Tables 3-5) as options on the C2AM config
     **{f'c2am-s{s}': Method(LT_CONFIGS['c2am'], {_LOSS_CLS + 'scale': float(s)})
        for s in (10, 20, 40, 50)},
@@ -74,6 +77,9 @@ METHOD_GROUPS: dict[str, list[str]] = {
     'table4': ['cosine', 'c2am-alpha0.1', 'c2am-alpha0.3', 'c2am', 'c2am-alpha0.7',
                'c2am-alpha1.0'],
     'table5': ['cosine', 'c2am-fixed0.1', 'c2am'],
+    # C2AM's APf against CE: the margin-free cosine control, background inside the margins,
+    # and two remedies acting on the norms Eq. 7 reads
+    'apf': ['ce', 'cosine', 'c2am', 'c2am-bg', 'c2am-normcap', 'c2am-clswd'],
 }
 METHOD_GROUPS['ablations'] = list(dict.fromkeys(
     METHOD_GROUPS['table3'] + METHOD_GROUPS['table4'] + METHOD_GROUPS['table5']))

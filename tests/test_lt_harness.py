@@ -155,7 +155,7 @@ def test_groups_cover_the_paper_tables():
 
 
 @pytest.mark.parametrize('method', ['c2am-s10', 'c2am-alpha0.3', 'c2am-fixed0.1', 'rfs-ce',
-                                    'fed'])
+                                    'fed', 'c2am-normcap', 'c2am-clswd'])
 def test_variant_options_build_the_intended_model(method, tmp_path):
     """The options a job passes to tools/train.py give the variant (built, not trained)."""
     from mmdet.registry import MODELS
@@ -183,6 +183,15 @@ def test_variant_options_build_the_intended_model(method, tmp_path):
         assert (head.loss_cls.margin, head.loss_cls.fixed_margin) == ('fixed', 0.1)
     if method == 'fed':
         assert head.loss_cls.sample_weight[3].item() == pytest.approx(2.0)  # sqrt(4)
+    if method == 'c2am-normcap':
+        assert head.margin_norm_cap == 2.0 and head.loss_cls.alpha == 0.5
+    if method == 'c2am-clswd':  # the decay reaches the classifier's parameter group only
+        from mmengine.optim import build_optim_wrapper
+        model = MODELS.build(cfg.model)
+        groups = build_optim_wrapper(model, cfg.optim_wrapper).optimizer.param_groups
+        decay = {id(p): g['weight_decay'] for g in groups for p in g['params']}
+        assert decay[id(model.roi_head.bbox_head.fc_cls.weight)] == pytest.approx(0.025)
+        assert decay[id(model.roi_head.bbox_head.shared_fcs[0].weight)] == pytest.approx(1e-4)
 
 
 def test_toy_benchmark_report_rules(tmp_path, capsys):

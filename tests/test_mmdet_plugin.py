@@ -278,3 +278,36 @@ def test_classifier_takes_the_loss_scale_when_its_config_names_none():
         C2AMBBoxHead(num_classes=3, in_channels=4, fc_out_channels=8, roi_feat_size=1,
                      loss_cls=dict(type='C2AMLoss', scale=16.0),
                      cls_predictor_cfg=dict(type='C2AMCosineClassifier', scale=30.0))
+
+
+def test_margin_norm_cap_caps_the_norms_eq7_reads_and_nothing_else():
+    """Foreground norms 4, 1, 0.5, 2 (background 8): their median as torch takes it is the
+    lower middle one, 1; with cap 2 the row of norm 4 enters Eq. 7 as 2, the others as they are."""
+    torch.manual_seed(3)
+    capped = _small_head()
+    with torch.no_grad():
+        capped.fc_cls.weight.copy_(F.normalize(capped.fc_cls.weight, dim=1)
+                                   * torch.tensor([[4.0], [1.0], [0.5], [2.0], [8.0]]))
+    capped.margin_norm_cap = 2.0
+    plain = _small_head()
+    plain.load_state_dict(capped.state_dict())
+    losses, cls_score, x = _head_loss(capped, torch.ones(10), LABELS)
+    norms = capped.fc_cls.weight.detach().norm(dim=1)
+    expected_norms = torch.tensor([2.0, 1.0, 0.5, 2.0, 8.0])
+    torch.testing.assert_close(capped.margin_norms(), expected_norms)
+    # the loss is C2AM's with those norms: rescale row 0 so that its norm IS the capped one
+    weight = capped.fc_cls.weight.detach().clone()
+    weight[0] *= expected_norms[0] / norms[0]
+    per = _expected_per_roi(x, weight, LABELS, 30.0, 0.5, exclude=4)
+    assert losses['loss_cls'].item() == pytest.approx(float(per.sum()) / (10 + 2.0 ** -23),
+                                                      rel=1e-5)
+    uncapped, score_plain, _ = _head_loss(plain, torch.ones(10), LABELS)
+    torch.testing.assert_close(cls_score, score_plain)  # same scores; only the margins differ
+    assert uncapped['loss_cls'].item() != pytest.approx(losses['loss_cls'].item(), rel=1e-4)
+
+
+@pytest.mark.parametrize('cap', [0.5, 0.0, float('inf'), float('nan'), '2'])
+def test_margin_norm_cap_refuses_nonsense(cap):
+    with pytest.raises(ValueError, match='margin_norm_cap must be a finite number >= 1'):
+        C2AMBBoxHead(in_channels=8, fc_out_channels=16, roi_feat_size=2, num_classes=4,
+                     margin_norm_cap=cap)

@@ -1,6 +1,8 @@
 """C2AM bbox head: a drop-in for mmdet's ``Shared2FCBBoxHead`` with a cosine classifier."""
 from __future__ import annotations
 
+import math
+
 import torch
 from mmdet.models.losses import accuracy
 from mmdet.models.roi_heads.bbox_heads import Shared2FCBBoxHead
@@ -32,13 +34,23 @@ class C2AMBBoxHead(Shared2FCBBoxHead):
             alpha = 0.5).
         cls_predictor_cfg (dict, optional): override of the classifier config; its ``scale``
             must equal the loss's.
+        margin_norm_cap (float, optional): a study setting, off by default (the paper has
+            none): the norms Eq. 7 reads are capped at ``margin_norm_cap`` x the median
+            foreground norm (>= 1), so a category whose norm runs away does not put ever larger
+            margins on its own samples. The classifier and its test-time scores are unchanged.
     """
 
     def __init__(self,
                  fc_out_channels: int = 1024,
                  loss_cls: dict | None = None,
                  cls_predictor_cfg: dict | None = None,
+                 margin_norm_cap: float | None = None,
                  **kwargs) -> None:
+        if margin_norm_cap is not None and not (
+                isinstance(margin_norm_cap, (int, float)) and math.isfinite(margin_norm_cap)
+                and margin_norm_cap >= 1):
+            raise ValueError(f'C2AMBBoxHead: margin_norm_cap must be a finite number >= 1 '
+                             f'(a multiple of the median norm) or None, got {margin_norm_cap!r}')
         if loss_cls is None:
             loss_cls = dict(type='C2AMLoss', scale=SCALE, alpha=ALPHA)
         scale = float(loss_cls.get('scale', SCALE))
@@ -53,6 +65,7 @@ class C2AMBBoxHead(Shared2FCBBoxHead):
             cls_predictor_cfg = dict(cls_predictor_cfg, scale=scale)
         super().__init__(fc_out_channels=fc_out_channels, loss_cls=loss_cls,
                          cls_predictor_cfg=cls_predictor_cfg, **kwargs)
+        self.margin_norm_cap = margin_norm_cap
         if not isinstance(self.loss_cls, C2AMLoss):
             raise TypeError(f'C2AMBBoxHead needs loss_cls of type C2AMLoss, got '
                             f'{type(self.loss_cls).__name__}')
@@ -93,7 +106,17 @@ class C2AMBBoxHead(Shared2FCBBoxHead):
             avg_factor = max(torch.sum(label_weights > 0).float().item(), 1.)
             losses['loss_cls'] = self.loss_cls(
                 cls_score, labels, label_weights, avg_factor=avg_factor,
-                reduction_override=reduction_override, weight_norm=self.fc_cls.weight_norm(),
+                reduction_override=reduction_override, weight_norm=self.margin_norms(),
                 background_index=self.num_classes)
             losses['acc'] = accuracy(cls_score, labels)
         return losses
+
+    def margin_norms(self) -> Tensor:
+        """``[num_classes + 1]`` detached classifier norms for Eq. 7, foreground rows capped at
+        ``margin_norm_cap`` x their median when that is set."""
+        norms = self.fc_cls.weight_norm()
+        if self.margin_norm_cap is None:
+            return norms
+        foreground = norms[:self.num_classes]
+        cap = self.margin_norm_cap * foreground.median()
+        return torch.cat([foreground.clamp_max(cap), norms[self.num_classes:]])
