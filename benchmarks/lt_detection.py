@@ -7,7 +7,7 @@ the CPU; resumable.
 
 ``--methods`` takes method names and groups (``lt_digits/experiments.py``, METHODS and
 METHOD_GROUPS): ``peers`` (CE, cosine, Seesaw, C2AM, C2AM with background margins, EQLv2,
-Federated loss, RFS with CE and with C2AM), ``table3`` (s), ``table4`` (alpha), ``table5``
+Federated loss, RFS with CE and with C2AM, EQL), ``table3`` (s), ``table4`` (alpha), ``table5``
 (fixed margin), ``ablations`` (all three), ``apf`` (CE, the cosine control, C2AM, background
 inside the margins, and two remedies for C2AM's frequent-category AP: norms capped for Eq. 7,
 classifier weight decay). Each run is ``tools/train.py`` on a

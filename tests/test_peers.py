@@ -10,7 +10,12 @@ import torch.nn.functional as F
 from mmengine.config import Config
 
 import projects.c2am.mmdet_plugin  # noqa: F401  (registers the modules)
-from projects.c2am.mmdet_plugin import ClassifierNormHook, FederatedLoss, SigmoidEQLV2Loss
+from projects.c2am.mmdet_plugin import (
+    ClassifierNormHook,
+    EqualizationLoss,
+    FederatedLoss,
+    SigmoidEQLV2Loss,
+)
 from projects.c2am.mmdet_plugin.classifier_norm_hook import (
     average_ranks,
     classifier_norm_statistics,
@@ -115,6 +120,65 @@ def test_federated_loss_matches_hand_computation(tmp_path):
     assert weighted.item() == pytest.approx(hand_w, rel=1e-6)
 
 
+# ---------------------------------------------------------------- EQL -----------------------
+def test_equalization_loss_matches_hand_computation(tmp_path):
+    # 10 training images; image frequencies 0.9, 0.4, 0.1, 0.05 -> tail below 0.2: classes 2, 3
+    path = Path(_ann(tmp_path, [9, 4, 1, 0.5]))
+    data = json.loads(path.read_text())
+    data['images'] = [dict(id=i) for i in range(10)]
+    path.write_text(json.dumps(data))
+    loss = EqualizationLoss(str(path), num_classes=4, freq_threshold=0.2)
+    assert loss.tail.tolist() == [False, False, True, True]
+    x = [[0.5, -1.0, 0.2, 0.3, 2.0], [-0.3, 0.8, -0.1, 1.1, -2.0], [0.1, 0.4, 1.5, -0.6, 0.7]]
+    labels = [0, 2, 4]  # foreground 0, foreground 2 (itself a tail class), background
+    # Eq. 3-5: a foreground RoI keeps its own column and the non-tail negatives; background
+    # RoIs keep every foreground column; the background logit (column 4) is never used
+    kept = {0: (0, 1), 1: (0, 1, 2), 2: (0, 1, 2, 3)}
+    score = torch.tensor(x, requires_grad=True)
+    value = loss(score, torch.tensor(labels))
+    hand = sum(_bce(x[n][j], float(labels[n] == j)) for n in range(3) for j in kept[n]) / 3
+    assert value.item() == pytest.approx(hand, rel=1e-6)
+    value.backward()
+    assert torch.isfinite(score.grad).all()
+    dropped = [(0, 2), (0, 3), (1, 3), (0, 4), (1, 4), (2, 4)]
+    assert all(score.grad[n, j] == 0 for n, j in dropped)
+    assert all(score.grad[n, j] != 0 for n in range(3) for j in kept[n])
+    weighted = loss(torch.tensor(x), torch.tensor(labels), torch.tensor([1.0, 0.0, 2.0]),
+                    avg_factor=2.0)
+    hand_w = sum(w * _bce(x[n][j], float(labels[n] == j))
+                 for n, w in enumerate((1.0, 0.0, 2.0)) for j in kept[n]) / 2
+    assert weighted.item() == pytest.approx(hand_w, rel=1e-6)
+    with pytest.raises(ValueError, match='only mean reduction'):
+        loss(torch.tensor(x), torch.tensor(labels), reduction_override='sum')
+
+
+def test_equalization_loss_checks_its_annotation_file(tmp_path):
+    with pytest.raises(ValueError, match='lists no images'):
+        EqualizationLoss(_ann(tmp_path, [1, 2]), num_classes=2)
+    with pytest.raises(ValueError, match='has 2 categories, num_classes is 3'):
+        EqualizationLoss(_ann(tmp_path, [1, 2]), num_classes=3)
+    with pytest.raises(ValueError, match='freq_threshold must be in'):
+        EqualizationLoss(_ann(tmp_path, [1, 2]), num_classes=2, freq_threshold=0.0)
+
+
+def test_lt_digits_eql_threshold_puts_rare_and_common_in_the_tail(tmp_path):
+    """lambda of the LT-Digits config at LT-Digits' 3,422 training images: the LVIS groups'
+    boundaries (r <= 10 < c <= 100 < f images) fall on the right side of it."""
+    lam = Config.fromfile(str(LT / 'mask-rcnn_r18-half_fpn_eql_lt-digits.py')) \
+        .model.roi_head.bbox_head.loss_cls.freq_threshold
+    path = Path(_ann(tmp_path, [1, 10, 11, 100, 101, 480], ['r', 'r', 'c', 'c', 'f', 'f']))
+    data = json.loads(path.read_text())
+    data['images'] = [dict(id=i) for i in range(3422)]
+    path.write_text(json.dumps(data))
+    loss = EqualizationLoss(str(path), num_classes=6, freq_threshold=lam)
+    assert loss.tail.tolist() == [True, True, True, True, False, False]
+    ann = ROOT / 'data' / 'lt_digits' / 'annotations' / 'lvis_v1_train.json'
+    if ann.is_file():  # the generated dataset itself, where it exists
+        real = EqualizationLoss(str(ann), num_classes=100, freq_threshold=lam)
+        groups = [c['frequency'] for c in json.loads(ann.read_text())['categories']]
+        assert real.tail.tolist() == [g != 'f' for g in groups]
+
+
 def test_federated_classes_sample_by_frequency():
     weight = torch.tensor([0.0, 0.0, 5.0, 0.0, 1.0])  # only classes 2 and 4 can be drawn
     got = federated_classes(torch.tensor([0, 0, 5]), 5, 3, weight)
@@ -206,6 +270,7 @@ def _scalars(work_dir: Path) -> list[dict]:
 @pytest.mark.parametrize('config', [
     'mask-rcnn_r18-half_fpn_eqlv2_lt-digits.py',
     'mask-rcnn_r18-half_fpn_fed_lt-digits.py',
+    'mask-rcnn_r18-half_fpn_eql_lt-digits.py',
     'mask-rcnn_r18-half_fpn_c2am_sample3e-2_lt-digits.py',
 ])
 def test_real_training_step_logs_losses_and_norm_statistics(config, small_lt, tmp_path):

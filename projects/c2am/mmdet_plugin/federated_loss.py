@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from mmdet.models.losses import accuracy
 from mmdet.registry import MODELS
-from torch import Tensor, nn
+from torch import Tensor
 
+from .foreground_sigmoid import ForegroundSigmoidLoss
 from .lvis_categories import load_lvis_categories
 
 
@@ -73,7 +73,7 @@ def federated_loss(cls_score: Tensor, labels: Tensor, classes: Tensor,
 
 
 @MODELS.register_module()
-class FederatedLoss(nn.Module):
+class FederatedLoss(ForegroundSigmoidLoss):
     """Federated loss as an mmdet classification loss (sigmoid, background column unused).
 
     Args:
@@ -85,45 +85,19 @@ class FederatedLoss(nn.Module):
         loss_weight (float): multiplier. Defaults to 1.0.
     """
 
-    custom_cls_channels = True
-    custom_activation = True
-    custom_accuracy = True
-
     def __init__(self, ann_file: str, num_classes: int, num_classes_per_batch: int = 50,
                  freq_weight_power: float = 0.5, loss_weight: float = 1.0) -> None:
-        super().__init__()
+        super().__init__(num_classes)
         if num_classes_per_batch < 1:
             raise ValueError(f'num_classes_per_batch must be >= 1, got {num_classes_per_batch}')
         counts = load_lvis_categories(ann_file)['image_count']
         if len(counts) != num_classes:
             raise ValueError(f'FederatedLoss: {ann_file} has {len(counts)} categories, '
                              f'num_classes is {num_classes}')
-        self.num_classes = num_classes
         self.num_classes_per_batch = num_classes_per_batch
         self.freq_weight_power = freq_weight_power
         self.loss_weight = loss_weight
         self.register_buffer('sample_weight', counts ** freq_weight_power, persistent=False)
-
-    def get_cls_channels(self, num_classes: int) -> int:
-        """``num_classes + 1`` outputs (background column kept for mmdet's layout)."""
-        if num_classes != self.num_classes:
-            raise ValueError(f'FederatedLoss: num_classes {self.num_classes} differs from the '
-                             f"head's {num_classes}")
-        return num_classes + 1
-
-    def get_activation(self, cls_score: Tensor) -> Tensor:
-        """Test-time scores: ``[N, C + 1]``, ``sigmoid`` of the foreground logits, 0 in the
-        background column (mmdet's NMS drops it)."""
-        scores = torch.sigmoid(cls_score)
-        scores[:, -1] = 0
-        return scores
-
-    def get_accuracy(self, cls_score: Tensor, labels: Tensor) -> dict:
-        """Accuracy on foreground RoIs of the arg-max foreground class (percent)."""
-        fg = labels < self.num_classes
-        if not fg.any():
-            return dict(acc=cls_score.new_tensor(0.0))
-        return dict(acc=accuracy(cls_score.detach()[fg, :-1], labels[fg]))
 
     def forward(self, cls_score: Tensor, label: Tensor, weight: Tensor | None = None,
                 avg_factor: float | None = None, reduction_override: str | None = None,
@@ -140,9 +114,7 @@ class FederatedLoss(nn.Module):
         Returns:
             Tensor: the weighted scalar loss.
         """
-        if reduction_override not in (None, 'mean'):
-            raise ValueError(f'FederatedLoss supports only mean reduction, got '
-                             f'{reduction_override!r}')
+        self.check_reduction(reduction_override)
         classes = federated_classes(label, self.num_classes, self.num_classes_per_batch,
                                     self.sample_weight)
         return self.loss_weight * federated_loss(cls_score, label, classes, weight, avg_factor)

@@ -21,8 +21,9 @@ def load_lvis_categories(ann_file: str | os.PathLike) -> dict:
             ``frequency`` in ``r``/``c``/``f`` and ``image_count``, as in LVIS v0.5 / v1).
 
     Returns:
-        dict: ``ids`` (list[int]), ``names`` (list[str]), ``frequency`` (list[str]) and
-        ``image_count`` (Tensor ``[C]``, float32).
+        dict: ``ids`` (list[int]), ``names`` (list[str]), ``frequency`` (list[str]),
+        ``image_count`` (Tensor ``[C]``, float32) and ``num_images`` (the length of the file's
+        ``images`` list; ``None`` for a bare list of categories).
 
     Raises:
         ValueError: a category lacks ``frequency`` or ``image_count``, or has an unknown group.
@@ -42,4 +43,5 @@ def load_lvis_categories(ann_file: str | os.PathLike) -> dict:
                              f'{cat["frequency"]!r}, expected one of {GROUPS}')
     return dict(ids=[c['id'] for c in cats], names=[c.get('name', '') for c in cats],
                 frequency=[c['frequency'] for c in cats],
-                image_count=torch.tensor([float(c['image_count']) for c in cats]))
+                image_count=torch.tensor([float(c['image_count']) for c in cats]),
+                num_images=len(data.get('images') or []) if isinstance(data, dict) else None)
