@@ -16,6 +16,15 @@ MODELS.register_module(name='C2AMLoss', module=C2AMLoss)
 MODELS.register_module(name='C2AMCosineClassifier', module=CosineClassifier)
 
 
+def check_margin_norm_cap(value: float | None) -> float | None:
+    """``value`` if it is ``None`` or a finite number >= 1, else ValueError."""
+    if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)
+                                  and value >= 1):
+        raise ValueError(f'C2AMBBoxHead: margin_norm_cap must be a finite number >= 1 (a '
+                         f'multiple of the median norm) or None, got {value!r}')
+    return value
+
+
 @MODELS.register_module()
 class C2AMBBoxHead(Shared2FCBBoxHead):
     """``Shared2FCBBoxHead`` whose classifier is a bias-free cosine classifier trained with C2AM.
@@ -46,11 +55,6 @@ class C2AMBBoxHead(Shared2FCBBoxHead):
                  cls_predictor_cfg: dict | None = None,
                  margin_norm_cap: float | None = None,
                  **kwargs) -> None:
-        if margin_norm_cap is not None and not (
-                isinstance(margin_norm_cap, (int, float)) and math.isfinite(margin_norm_cap)
-                and margin_norm_cap >= 1):
-            raise ValueError(f'C2AMBBoxHead: margin_norm_cap must be a finite number >= 1 '
-                             f'(a multiple of the median norm) or None, got {margin_norm_cap!r}')
         if loss_cls is None:
             loss_cls = dict(type='C2AMLoss', scale=SCALE, alpha=ALPHA)
         scale = float(loss_cls.get('scale', SCALE))
@@ -65,7 +69,6 @@ class C2AMBBoxHead(Shared2FCBBoxHead):
             cls_predictor_cfg = dict(cls_predictor_cfg, scale=scale)
         super().__init__(fc_out_channels=fc_out_channels, loss_cls=loss_cls,
                          cls_predictor_cfg=cls_predictor_cfg, **kwargs)
-        self.margin_norm_cap = margin_norm_cap
         if not isinstance(self.loss_cls, C2AMLoss):
             raise TypeError(f'C2AMBBoxHead needs loss_cls of type C2AMLoss, got '
                             f'{type(self.loss_cls).__name__}')
@@ -75,6 +78,7 @@ class C2AMBBoxHead(Shared2FCBBoxHead):
         if self.fc_cls.scale != self.loss_cls.scale:  # the loss divides cls_score by its scale
             raise ValueError(f'C2AMBBoxHead: classifier scale {self.fc_cls.scale} differs from '
                              f'loss_cls scale {self.loss_cls.scale}; set it once, in loss_cls')
+        self.margin_norm_cap = check_margin_norm_cap(margin_norm_cap)
 
     def loss(self,
              cls_score: Tensor,
