@@ -279,26 +279,33 @@ def markdown(doc: dict) -> str:
 
 
 def plot(doc: dict, png: Path, pdf: Path) -> None:
-    """Norm / median against the per-category AP change, one panel per frequency group."""
+    """Norm / median against the per-category AP change, one panel per frequency group: a
+    colour per method (as trained; the test-scale variants are in the tables), a marker per
+    seed."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), sharey=True)
-    markers = 'osd^v<>'
-    for mi, (name, entry) in enumerate(doc['methods'].items()):
-        for si, (seed, pts) in enumerate(entry['points'].items()):
+    markers = 'os^dv<>'
+    trained = [name for name in doc['methods'] if '@' not in name]
+    for mi, name in enumerate(trained):
+        for si, (seed, pts) in enumerate(doc['methods'][name]['points'].items()):
             groups = np.array(pts['groups'])
             rel = np.array(pts['norm_over_median'])
             delta = np.array([np.nan if d is None else d for d in pts['delta']])
             for ax, g in zip(axes, GROUPS):
                 keep = groups == g
-                ax.scatter(rel[keep], delta[keep], s=14, alpha=0.7, marker=markers[mi % 7],
-                           color=f'C{si}', label=f'{name} seed {seed}' if g == 'r' else None)
+                ax.scatter(rel[keep], delta[keep], s=14, alpha=0.6, marker=markers[si % 7],
+                           color=f'C{mi}', label=f'{name} seed {seed}' if g == 'r' else None)
     for ax, g in zip(axes, GROUPS):
         ax.axhline(0, color='0.6', lw=0.8)
         ax.axvline(SPIKE, color='0.6', lw=0.8, ls='--')
         ax.set_xscale('log')
-        ax.set_xlabel('classifier norm / median')
+        ax.xaxis.set_major_locator(FixedLocator([0.25, 0.5, 1, 2, 4, 8, 16]))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.set_xlabel('classifier norm / median (all categories)')
         ax.set_title({'r': 'rare', 'c': 'common', 'f': 'frequent'}[g])
     axes[0].set_ylabel(f"mask AP change vs {doc['baseline']}")
     axes[0].legend(fontsize=7)
