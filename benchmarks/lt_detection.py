@@ -98,8 +98,9 @@ def plan(methods: list[str], seeds: list[int], args) -> list[TrainJob]:
             for seed in seeds for m in methods]
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+def _mean_std(values: list[float]) -> tuple[float, float | None]:
+    """Mean and sample std; no std (``None``) for a single value."""
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
 def summarise(runs: dict, methods: list[str], seeds: list[int]) -> dict:
@@ -156,14 +157,25 @@ def paired(runs: dict, methods: list[str], seeds: list[int], baseline: str) -> d
     return out
 
 
+def header(args, methods: list[str], seeds: list[int], jobs: list[TrainJob]) -> str:
+    """What the table holds and how it was made. The runs may come from several invocations
+    (a resumed sweep); each one's settings are in its ``result.json``."""
+    finished = sum((job.work_dir / RESULT_MARKER).is_file() for job in jobs)
+    return (f'LT-Digits (100 categories; seed-0 data), {args.iters} iterations, batch 8; '
+            f'`python benchmarks/lt_detection.py --methods {" ".join(args.methods)} --seeds '
+            f'{" ".join(map(str, seeds))}`: {finished} of {len(jobs)} runs finished; '
+            f'{platform.machine()} {os.cpu_count()} cores, one CPU thread per run; '
+            f'{time.strftime("%Y-%m-%d")}')
+
+
 def render(record: dict) -> str:
     table = {m: {c: tuple(v) if isinstance(v, list) else v for c, v in e.items()}
              for m, e in record['summary'].items()}
     lines = [record['header'], '', markdown_table(table, COLUMNS + ('n',)).replace(
         '| n |', '| seeds |'), '',
-             'mean ± std over training seeds; AP/APr/APc/APf are mask AP, "APr box" the box '
-             'APr; "norm f/r": mean classifier norm of frequent over rare categories (end of '
-             'training).']
+             'mean ± std over the training seeds a method has finished (one seed: its value); '
+             'AP/APr/APc/APf are mask AP, "APr box" the box APr; "norm f/r": mean classifier '
+             'norm of frequent over rare categories (end of training).']
     steps = ', '.join(f"{k} {v['step vs CE']:.2f}" for k, v in table.items() if 'step vs CE' in v)
     if steps:
         lines.append(f'median train step time relative to CE: {steps}')
@@ -219,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     jobs = plan(methods, seeds, args)
 
     if args.render_only:
-        previous = read_report(args.out, TOOL)
-        record = build_record(jobs, methods, seeds, previous['header'])
+        read_report(args.out, TOOL)  # there must be a report of this benchmark
+        record = build_record(jobs, methods, seeds, header(args, methods, seeds, jobs))
         check_report(args.out, TOOL, force=True)
         write_report(args.out, TOOL, record, render(record))
         return 0
@@ -256,12 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     for job in todo:
         start_run(job)
     run_parallel(todo, max_parallel=args.parallel, on_finish=on_finish, stop_on_failure=False)
-    header = (f'LT-Digits (100 categories; seed-0 data), {args.iters} iterations, batch 8, '
-              f'training seeds {seeds}; `python benchmarks/lt_detection.py`; '
-              f'{platform.machine()} {os.cpu_count()} cores, {args.parallel} runs in parallel '
-              f'(1 thread each), {time.strftime("%Y-%m-%d")}; {len(todo)} runs trained in '
-              f'{(time.time() - t0) / 60:.0f} min')
-    record = build_record(jobs, methods, seeds, header)
+    trained = (f'; this invocation trained {len(todo)} runs in '
+               f'{(time.time() - t0) / 60:.0f} min, {args.parallel} at a time')
+    record = build_record(jobs, methods, seeds, header(args, methods, seeds, jobs) + trained)
     check_report(args.out, TOOL, force=args.force, replace_own=True)
     write_report(args.out, TOOL, record, render(record))
     for line in errors:

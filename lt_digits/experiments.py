@@ -288,15 +288,18 @@ def checkpoint_of(work_dir: Path) -> Path:
 
 
 def markdown_table(results: dict, columns=('AP mask', 'AP box', 'APr', 'APc', 'APf')) -> str:
-    """``results``: name -> metrics (or name -> {col: (mean, std)})."""
+    """``results``: name -> metrics (or name -> {col: (mean, std or None)}); ints (counts)
+    are printed as they are."""
     lines = ['| loss | ' + ' | '.join(columns) + ' |', '|---' * (len(columns) + 1) + '|']
     for name, r in results.items():
         cells = []
         for c in columns:
             v = r.get(c)
             d = 2 if c.startswith('norm') else 1
-            if isinstance(v, tuple):
-                cells.append(f'{v[0]:.{d}f} ± {v[1]:.{d}f}')
+            if isinstance(v, tuple):  # (mean, std); std None for a single value
+                cells.append(f'{v[0]:.{d}f}' + ('' if v[1] is None else f' ± {v[1]:.{d}f}'))
+            elif isinstance(v, int):
+                cells.append(str(v))
             else:
                 cells.append('n/a' if v is None else f'{v:.{d}f}')
         lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')

@@ -99,6 +99,15 @@ def test_three_seeds_paired_differences_and_resume(fake_training, tmp_path):
     assert bench.main(argv + ['--render-only']) == 0
     assert '| c2am | +5.3, 3/3 |' in (out / 'table.md').read_text()
     assert len(_trained(count)) == 10
+    # a table of one seed: values without a made-up '± 0.0', the seed count as an integer,
+    # and a header that says how many of the planned runs it holds
+    one = argv[:argv.index('--seeds')] + ['--seeds', '0', '7'] + argv[argv.index('--out'):]
+    assert bench.main(one + ['--render-only']) == 0
+    table = (out / 'table.md').read_text()
+    ce_row = next(line for line in table.splitlines() if line.startswith('| ce |'))
+    assert '±' not in ce_row and ce_row.endswith('| 1 |')
+    assert '3 of 6 runs finished' in table.splitlines()[0]
+    assert 'not finished (not in the table): ce_s7, c2am_s7, eqlv2_s7' in table
 
 
 def test_foreign_files_stop_everything_before_it_starts(fake_training, tmp_path, capsys):
