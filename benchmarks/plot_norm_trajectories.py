@@ -67,7 +67,9 @@ def plot(runs: dict[str, dict], prefix: Path) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 5, figsize=(22, 4))
+    spikes = any('cls_norm/max_over_median' in series for series in runs.values())
+    fig, axes = plt.subplots(1, 5 if spikes else 4, figsize=(22 if spikes else 18, 4))
+    axes = list(axes) + ([] if spikes else [None])
     colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
     for (label, series), colour in zip(runs.items(), colours * 4):
         for group, style in (('f', '-'), ('c', '--'), ('r', ':')):
@@ -76,7 +78,7 @@ def plot(runs: dict[str, dict], prefix: Path) -> None:
                 axes[0].plot(x, y, style, color=colour, label=f'{label} {group}')
         for ax, key in ((axes[1], 'cls_norm/f_over_r'), (axes[2], 'cls_norm/spearman_freq'),
                         (axes[4], 'cls_norm/max_over_median')):
-            if key in series:
+            if key in series and ax is not None:
                 ax.plot(*zip(*series[key]), color=colour, label=label)
         for key, style in (('c2am_margin/f_to_r', '-'), ('c2am_margin/f_to_c', '--')):
             if key in series:
@@ -85,7 +87,7 @@ def plot(runs: dict[str, dict], prefix: Path) -> None:
     titles = ('mean classifier norm (f solid, c dashed, r dotted)', 'norm frequent / rare',
               'Spearman(norm, training frequency)', 'C2AM mean margin (rad)',
               'largest norm / median (runs that logged it)')
-    for ax, title in zip(axes, titles):
+    for ax, title in zip(axes[:len(axes) - (not spikes)], titles):
         ax.set_title(title, fontsize=9)
         ax.set_xlabel('iteration')
         if ax.lines:

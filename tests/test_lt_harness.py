@@ -225,7 +225,8 @@ def test_plot_norm_trajectories_from_logged_scalars(tmp_path, capsys):
         vis.mkdir(parents=True)
         rows = [{'step': s, 'loss': 1.0, 'cls_norm/r': 1.0, 'cls_norm/c': 1.1,
                  'cls_norm/f': ratio * s / 20, 'cls_norm/f_over_r': ratio * s / 20,
-                 'cls_norm/spearman_freq': 0.5} | ({'c2am_margin/f_to_r': 0.1 * s / 20}
+                 'cls_norm/spearman_freq': 0.5} | ({'c2am_margin/f_to_r': 0.1 * s / 20,
+                                                    'cls_norm/max_over_median': 2.5}
                                                    if label == 'c2am' else {})
                 for s in (20, 40)]
         rows.insert(1, {'step': 40, 'lvis/segm_AP': 0.3})  # a validation row, no statistics
@@ -237,6 +238,9 @@ def test_plot_norm_trajectories_from_logged_scalars(tmp_path, capsys):
     data = json.loads(out.with_suffix('.json').read_text())
     assert data['C2AM']['series']['cls_norm/f_over_r'] == [[20, 2.0], [40, 4.0]]
     assert 'c2am_margin/f_to_r' not in data['CE']['series']
+    assert data['C2AM']['series']['cls_norm/max_over_median'] == [[20, 2.5], [40, 2.5]]
+    # without any run that logged the spike statistic the plot has no empty panel: it runs too
+    assert plot.main([runs['ce'], '--out', str(tmp_path / 'figs' / 'ce_only')]) == 0
     assert plot.run_cli(plot.main, [runs['ce'], '--out', str(out)]) == 2  # exists: --force
     assert 'exists' in capsys.readouterr().err
     (tmp_path / 'empty').mkdir()
