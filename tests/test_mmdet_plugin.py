@@ -281,19 +281,20 @@ def test_classifier_takes_the_loss_scale_when_its_config_names_none():
 
 
 def test_margin_norm_cap_caps_the_norms_eq7_reads_and_nothing_else():
-    """Foreground norms 4, 1, 0.5, 2 (background 8): their median as torch takes it is the
-    lower middle one, 1; with cap 2 the row of norm 4 enters Eq. 7 as 2, the others as they are."""
+    """Foreground norms 8, 2, 1, 4 (background 16): their median as torch takes it is the
+    lower middle one, 2; with cap 2 (x 2 = 4) the row of norm 8 enters Eq. 7 as 4, the others
+    as they are."""
     torch.manual_seed(3)
     capped = _small_head()
     with torch.no_grad():
         capped.fc_cls.weight.copy_(F.normalize(capped.fc_cls.weight, dim=1)
-                                   * torch.tensor([[4.0], [1.0], [0.5], [2.0], [8.0]]))
+                                   * torch.tensor([[8.0], [2.0], [1.0], [4.0], [16.0]]))
     capped.margin_norm_cap = 2.0
     plain = _small_head()
     plain.load_state_dict(capped.state_dict())
     losses, cls_score, x = _head_loss(capped, torch.ones(10), LABELS)
     norms = capped.fc_cls.weight.detach().norm(dim=1)
-    expected_norms = torch.tensor([2.0, 1.0, 0.5, 2.0, 8.0])
+    expected_norms = torch.tensor([4.0, 2.0, 1.0, 4.0, 16.0])
     torch.testing.assert_close(capped.margin_norms(), expected_norms)
     # the loss is C2AM's with those norms: rescale row 0 so that its norm IS the capped one
     weight = capped.fc_cls.weight.detach().clone()
@@ -306,8 +307,15 @@ def test_margin_norm_cap_caps_the_norms_eq7_reads_and_nothing_else():
     assert uncapped['loss_cls'].item() != pytest.approx(losses['loss_cls'].item(), rel=1e-4)
 
 
-@pytest.mark.parametrize('cap', [0.5, 0.0, float('inf'), float('nan'), '2'])
+@pytest.mark.parametrize('cap', [0.5, 0.999, 0.0, float('inf'), float('nan'), '2'])
 def test_margin_norm_cap_refuses_nonsense(cap):
     with pytest.raises(ValueError, match='margin_norm_cap must be a finite number >= 1'):
         C2AMBBoxHead(in_channels=8, fc_out_channels=16, roi_feat_size=2, num_classes=4,
                      margin_norm_cap=cap)
+
+
+@pytest.mark.parametrize('cap', [1, 1.0, 1.5, 3])
+def test_margin_norm_cap_accepts_multiples_from_one(cap):
+    head = C2AMBBoxHead(in_channels=8, fc_out_channels=16, roi_feat_size=2, num_classes=4,
+                        margin_norm_cap=cap)
+    assert head.margin_norm_cap == cap
