@@ -314,9 +314,29 @@ _CHECKPOINT = re.compile(r'iter_\d+\.pth')
 REQUIRED_RESULTS = ('AP mask', 'AP box', 'APr', 'APc', 'APf')
 
 
+def config_digest(config: str) -> str:
+    """SHA-256 of the config as mmengine resolves it (its ``_base_`` files included), so that a
+    finished run is not reused after its config file changed."""
+    import hashlib
+
+    from mmengine.config import Config
+    text = Config.fromfile(str(ROOT / config), import_custom_modules=False).pretty_text
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def run_settings(job: TrainJob) -> dict:
-    """What identifies a run: its config and options (JSON-normalised)."""
-    return json.loads(json.dumps({'config': job.config, 'options': job.options}, default=str))
+    """What identifies a run: its config (path and resolved content) and options
+    (JSON-normalised)."""
+    return json.loads(json.dumps({'config': job.config, 'options': job.options,
+                                  'config_sha256': config_digest(job.config)}, default=str))
+
+
+def _same_settings(recorded, current: dict) -> bool:
+    """Recorded settings equal the current ones; runs recorded before the config digest existed
+    are compared on path and options only."""
+    if isinstance(recorded, dict) and 'config_sha256' not in recorded:
+        current = {k: v for k, v in current.items() if k != 'config_sha256'}
+    return recorded == current
 
 
 def _written_by_run(entry: Path, job: TrainJob) -> bool:
@@ -360,11 +380,12 @@ def run_state(job: TrainJob, *, force: bool = False) -> str:
         recorded = json.loads((folder / RUN_MARKER).read_text())
     except ValueError:
         recorded = None
-    if recorded != run_settings(job) and not force:
-        raise UserError(f'{folder} holds a run with other settings than this command '
-                        f'(see its {RUN_MARKER}); pass --force to re-train it or choose another '
-                        '--out')
-    if (folder / RESULT_MARKER).is_file() and not force and recorded == run_settings(job):
+    same = _same_settings(recorded, run_settings(job))
+    if not same and not force:
+        raise UserError(f'{folder} holds a run with other settings than this command (see its '
+                        f'{RUN_MARKER}; a changed config file counts); pass --force to re-train '
+                        'it or choose another --out')
+    if (folder / RESULT_MARKER).is_file() and not force and same:
         return 'finished'
     return 'restart'
 

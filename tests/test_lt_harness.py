@@ -266,3 +266,26 @@ def test_iters_stretch_the_lr_schedule(method, tmp_path):
         assert warmup.end == 100  # warm-up keeps its length
         assert steps_sched.end == iters and steps_sched.milestones == steps
         assert cfg.train_cfg.max_iters == iters
+
+
+def test_a_changed_config_file_is_not_a_finished_run(tmp_path):
+    """The run records its config's resolved content: editing the file (or its _base_) after the
+    run finished makes the run 'other settings' (re-train with --force), not a silent reuse."""
+    from projects.c2am.cli import UserError
+    base = tmp_path / 'base.py'
+    base.write_text("model = dict(type='X', width=1)\n")
+    cfg = tmp_path / 'variant.py'
+    cfg.write_text("_base_ = './base.py'\noptimizer = dict(lr=0.1)\n")
+    job = experiments.TrainJob('v_s0', str(cfg), tmp_path / 'runs' / 'v_s0', {'seed': 0})
+    experiments.start_run(job)
+    (job.work_dir / experiments.RESULT_MARKER).write_text('{}')
+    assert experiments.run_state(job) == 'finished'
+    base.write_text("model = dict(type='X', width=2)\n")  # the base changes
+    with pytest.raises(UserError, match='other settings.*changed config file counts'):
+        experiments.run_state(job)
+    assert experiments.run_state(job, force=True) == 'restart'
+    # a run recorded before configs were digested: path and options only
+    recorded = json.loads((job.work_dir / RUN_MARKER).read_text())
+    del recorded['config_sha256']
+    (job.work_dir / RUN_MARKER).write_text(json.dumps(recorded))
+    assert experiments.run_state(job) == 'finished'
