@@ -36,7 +36,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from projects.c2am.c2am import ALPHA, SCALE, c2am_loss  # noqa: E402
-from projects.c2am.cli import nonnegative_int, positive_int, run_cli, torch_device  # noqa: E402
+from projects.c2am.cli import (  # noqa: E402
+    nonnegative_int,
+    positive_int,
+    resolve_device,
+    run_cli,
+    torch_device,
+)
 from projects.c2am.outputs import check_output_files, dumps_json, write_atomic  # noqa: E402
 
 S, D, C = SCALE, 1024, 1204
@@ -174,9 +180,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.json:
         check_output_files([args.json], force=args.force)
-    if args.device == 'auto':
-        args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     variants = dict(linear_ce=linear_ce, cosine_ce=cosine_ce, naive_c2am=naive_c2am)
     if device.type == 'cuda':
         variants['naive_compile'] = torch.compile(naive_c2am, dynamic=False)

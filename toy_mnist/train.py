@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from projects.c2am.c2am import ALPHA, SCALE, C2AMLoss, DivergedWeightsError
-from projects.c2am.cli import UserError, torch_device
+from projects.c2am.cli import UserError, resolve_device, torch_device
 
 from .data import imbalanced_indices, load_mnist
 from .model import ToyNet
@@ -127,12 +127,6 @@ def check_config(cfg: ToyConfig, train_labels: np.ndarray | None = None) -> None
             raise ToyConfigError(
                 f'--tail-count {cfg.tail_count} is more than the {counts[short[0]]} training '
                 f'images of class {short[0]}; lower --tail-count')
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    return torch.device(name)
 
 
 def make_criterion(cfg: ToyConfig):

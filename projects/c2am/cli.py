@@ -156,6 +156,14 @@ def torch_device(text: str) -> str:
     return name
 
 
+def resolve_device(name: str):
+    """The ``torch.device`` of a :func:`torch_device` value: ``auto`` is a GPU when present."""
+    import torch
+    if name == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    return torch.device(name)
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """``argparse.ArgumentParser`` whose errors are :class:`UserError` (one line through
     :func:`run_cli`, exit status 2) instead of a usage block and ``SystemExit``."""
