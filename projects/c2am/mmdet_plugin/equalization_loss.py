@@ -11,12 +11,10 @@ foreground logits. The frequencies come from the training annotation file.
 """
 from __future__ import annotations
 
-import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from .foreground_sigmoid import ForegroundSigmoidLoss
-from .lvis_categories import load_lvis_categories
+from .foreground_sigmoid import ForegroundSigmoidLoss, foreground_targets, masked_sigmoid_ce
 
 
 def equalization_loss(cls_score: Tensor, labels: Tensor, tail: Tensor,
@@ -33,15 +31,11 @@ def equalization_loss(cls_score: Tensor, labels: Tensor, tail: Tensor,
     Returns:
         Tensor: scalar loss ``sum_nj weight_n * w_nj * BCE(x_nj, y_nj) / avg_factor``.
     """
-    num, num_classes = cls_score.shape[0], cls_score.shape[1] - 1
-    target = F.one_hot(labels, num_classes + 1)[:, :num_classes].to(cls_score.dtype)
+    num_classes = cls_score.shape[1] - 1
+    target = foreground_targets(cls_score, labels)
     foreground = (labels < num_classes).to(cls_score.dtype).reshape(-1, 1)  # E(r)
     keep = 1 - foreground * tail.to(cls_score.dtype).reshape(1, -1) * (1 - target)
-    per_entry = F.binary_cross_entropy_with_logits(cls_score[:, :num_classes], target,
-                                                   reduction='none') * keep
-    if weight is not None:
-        per_entry = per_entry * weight.reshape(-1, 1).to(per_entry.dtype)
-    return per_entry.sum() / (float(num) if avg_factor is None else avg_factor)
+    return masked_sigmoid_ce(cls_score, target, keep, weight, avg_factor)
 
 
 @MODELS.register_module()
@@ -60,36 +54,18 @@ class EqualizationLoss(ForegroundSigmoidLoss):
 
     def __init__(self, ann_file: str, num_classes: int, freq_threshold: float = 1.76e-3,
                  loss_weight: float = 1.0) -> None:
-        super().__init__(num_classes)
+        super().__init__(num_classes, loss_weight)
         if not 0 < freq_threshold <= 1:
             raise ValueError(f'freq_threshold must be in (0, 1], got {freq_threshold}')
-        cats = load_lvis_categories(ann_file)
-        counts, num_images = cats['image_count'], cats['num_images']
-        if len(counts) != num_classes:
-            raise ValueError(f'EqualizationLoss: {ann_file} has {len(counts)} categories, '
-                             f'num_classes is {num_classes}')
-        if not num_images:
+        cats = self.read_categories(ann_file)
+        if not cats['num_images']:
             raise ValueError(f'EqualizationLoss: {ann_file} lists no images (the frequencies '
                              'are image counts over the training images)')
         self.freq_threshold = freq_threshold
-        self.loss_weight = loss_weight
-        self.register_buffer('tail', counts / num_images < freq_threshold, persistent=False)
+        self.register_buffer('tail', cats['image_count'] / cats['num_images'] < freq_threshold,
+                             persistent=False)
 
-    def forward(self, cls_score: Tensor, label: Tensor, weight: Tensor | None = None,
-                avg_factor: float | None = None, reduction_override: str | None = None,
-                **kwargs) -> Tensor:
-        """EQL of a batch of RoIs.
-
-        Args:
-            cls_score (Tensor): ``[N, C + 1]`` logits.
-            label (Tensor): ``[N]`` labels, background = ``C``.
-            weight (Tensor, optional): ``[N]`` per-RoI weights.
-            avg_factor (float, optional): divisor (mmdet passes the count of weighted RoIs).
-            reduction_override (str, optional): only ``None`` / ``'mean'`` are supported.
-
-        Returns:
-            Tensor: the weighted scalar loss.
-        """
-        self.check_reduction(reduction_override)
-        return self.loss_weight * equalization_loss(cls_score, label, self.tail, weight,
-                                                    avg_factor)
+    def batch_loss(self, cls_score: Tensor, label: Tensor, weight: Tensor | None,
+                   avg_factor: float | None) -> Tensor:
+        """EQL of the batch (:func:`equalization_loss`)."""
+        return equalization_loss(cls_score, label, self.tail, weight, avg_factor)

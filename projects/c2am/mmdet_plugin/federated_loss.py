@@ -10,12 +10,10 @@ The image counts come from the training annotation file (LVIS ``image_count``).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from .foreground_sigmoid import ForegroundSigmoidLoss
-from .lvis_categories import load_lvis_categories
+from .foreground_sigmoid import ForegroundSigmoidLoss, foreground_targets, masked_sigmoid_ce
 
 
 def federated_classes(labels: Tensor, num_classes: int, num_classes_per_batch: int,
@@ -61,15 +59,10 @@ def federated_loss(cls_score: Tensor, labels: Tensor, classes: Tensor,
     Returns:
         Tensor: scalar loss.
     """
-    num, num_classes = cls_score.shape[0], cls_score.shape[1] - 1
-    target = F.one_hot(labels, num_classes + 1)[:, :num_classes].to(cls_score.dtype)
-    mask = cls_score.new_zeros(num_classes + 1)
-    mask[classes] = 1
-    per_entry = F.binary_cross_entropy_with_logits(cls_score[:, :num_classes], target,
-                                                   reduction='none') * mask[:num_classes]
-    if weight is not None:
-        per_entry = per_entry * weight.reshape(-1, 1).to(per_entry.dtype)
-    return per_entry.sum() / (float(num) if avg_factor is None else avg_factor)
+    keep = cls_score.new_zeros(cls_score.shape[1])
+    keep[classes] = 1
+    return masked_sigmoid_ce(cls_score, foreground_targets(cls_score, labels), keep[:-1],
+                             weight, avg_factor)
 
 
 @MODELS.register_module()
@@ -87,34 +80,17 @@ class FederatedLoss(ForegroundSigmoidLoss):
 
     def __init__(self, ann_file: str, num_classes: int, num_classes_per_batch: int = 50,
                  freq_weight_power: float = 0.5, loss_weight: float = 1.0) -> None:
-        super().__init__(num_classes)
+        super().__init__(num_classes, loss_weight)
         if num_classes_per_batch < 1:
             raise ValueError(f'num_classes_per_batch must be >= 1, got {num_classes_per_batch}')
-        counts = load_lvis_categories(ann_file)['image_count']
-        if len(counts) != num_classes:
-            raise ValueError(f'FederatedLoss: {ann_file} has {len(counts)} categories, '
-                             f'num_classes is {num_classes}')
+        counts = self.read_categories(ann_file)['image_count']
         self.num_classes_per_batch = num_classes_per_batch
         self.freq_weight_power = freq_weight_power
-        self.loss_weight = loss_weight
         self.register_buffer('sample_weight', counts ** freq_weight_power, persistent=False)
 
-    def forward(self, cls_score: Tensor, label: Tensor, weight: Tensor | None = None,
-                avg_factor: float | None = None, reduction_override: str | None = None,
-                **kwargs) -> Tensor:
-        """Federated loss of a batch of RoIs.
-
-        Args:
-            cls_score (Tensor): ``[N, C + 1]`` logits.
-            label (Tensor): ``[N]`` labels, background = ``C``.
-            weight (Tensor, optional): ``[N]`` per-RoI weights.
-            avg_factor (float, optional): divisor (mmdet passes the count of weighted RoIs).
-            reduction_override (str, optional): only ``None`` / ``'mean'`` are supported.
-
-        Returns:
-            Tensor: the weighted scalar loss.
-        """
-        self.check_reduction(reduction_override)
+    def batch_loss(self, cls_score: Tensor, label: Tensor, weight: Tensor | None,
+                   avg_factor: float | None) -> Tensor:
+        """Federated loss over the batch's classes, topped up by frequency-weighted sampling."""
         classes = federated_classes(label, self.num_classes, self.num_classes_per_batch,
                                     self.sample_weight)
-        return self.loss_weight * federated_loss(cls_score, label, classes, weight, avg_factor)
+        return federated_loss(cls_score, label, classes, weight, avg_factor)
