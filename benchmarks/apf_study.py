@@ -24,7 +24,6 @@ written (an interrupted one leaves only a temporary folder, removed on the next 
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -39,7 +38,12 @@ if str(ROOT) not in sys.path:
 
 from analysis.checkpoints import load_checkpoint, select_classifiers  # noqa: E402
 from analysis.per_class_ap import per_class_ap  # noqa: E402
-from lt_digits.experiments import METHODS, RESULT_MARKER, checkpoint_of  # noqa: E402
+from lt_digits.experiments import (  # noqa: E402
+    METHODS,
+    RESULT_MARKER,
+    checkpoint_of,
+    tool_env,
+)
 from projects.c2am.cli import (  # noqa: E402
     ArgumentParser,
     UserError,
@@ -165,10 +169,9 @@ def run_test(folder: Path, settings: dict, dest: Path, scale: float | None) -> N
                str(checkpoint(folder)), '--work-dir', str(tmp / 'test'),
                '--outfile-prefix', str(tmp / 'results'),
                '--cfg-options', *[f'{k}={v}' for k, v in options.items()]]
-        env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1',
-                   PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
         with open(tmp / 'test.log', 'w') as log:
-            code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+            code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=tool_env(1),
+                                   cwd=ROOT)
         if code != 0:
             tail = (tmp / 'test.log').read_text(errors='replace').strip().splitlines()[-1:]
             raise UserError(f'tools/test.py failed for {dest.name} (exit {code}): '

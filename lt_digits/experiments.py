@@ -185,6 +185,13 @@ class TrainJob:
                 '--work-dir', str(self.work_dir)] + (['--cfg-options', *opts] if opts else [])
 
 
+def tool_env(threads: int) -> dict:
+    """Environment of a ``tools/*.py`` child process: ``threads`` CPU threads, this checkout
+    first on the import path."""
+    return dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+                PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+
+
 def run_parallel(jobs: list[TrainJob], max_parallel: int = 2, threads: int = 1,
                  on_finish: Callable[[TrainJob, int], None] | None = None,
                  stop_on_failure: bool = True) -> list[TrainJob]:
@@ -204,8 +211,7 @@ def run_parallel(jobs: list[TrainJob], max_parallel: int = 2, threads: int = 1,
     """
     failed = []
     from tqdm import tqdm
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
-               PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    env = tool_env(threads)
     pending, running = list(jobs), []
     bars = {}
     try:
