@@ -69,16 +69,17 @@ def plot(runs: dict[str, dict], prefix: Path) -> None:
     import matplotlib.pyplot as plt
     spikes = any('cls_norm/max_over_median' in series for series in runs.values())
     fig, axes = plt.subplots(1, 5 if spikes else 4, figsize=(22 if spikes else 18, 4))
-    axes = list(axes) + ([] if spikes else [None])
+    single = [(axes[1], 'cls_norm/f_over_r'), (axes[2], 'cls_norm/spearman_freq')]
+    if spikes:
+        single.append((axes[4], 'cls_norm/max_over_median'))
     colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
     for (label, series), colour in zip(runs.items(), colours * 4):
         for group, style in (('f', '-'), ('c', '--'), ('r', ':')):
             if f'cls_norm/{group}' in series:
                 x, y = zip(*series[f'cls_norm/{group}'])
                 axes[0].plot(x, y, style, color=colour, label=f'{label} {group}')
-        for ax, key in ((axes[1], 'cls_norm/f_over_r'), (axes[2], 'cls_norm/spearman_freq'),
-                        (axes[4], 'cls_norm/max_over_median')):
-            if key in series and ax is not None:
+        for ax, key in single:
+            if key in series:
                 ax.plot(*zip(*series[key]), color=colour, label=label)
         for key, style in (('c2am_margin/f_to_r', '-'), ('c2am_margin/f_to_c', '--')):
             if key in series:
@@ -87,7 +88,7 @@ def plot(runs: dict[str, dict], prefix: Path) -> None:
     titles = ('mean classifier norm (f solid, c dashed, r dotted)', 'norm frequent / rare',
               'Spearman(norm, training frequency)', 'C2AM mean margin (rad)',
               'largest norm / median (runs that logged it)')
-    for ax, title in zip(axes[:len(axes) - (not spikes)], titles):
+    for ax, title in zip(axes, titles):  # the spike panel's title only when it is drawn
         ax.set_title(title, fontsize=9)
         ax.set_xlabel('iteration')
         if ax.lines:
