@@ -2,7 +2,7 @@
 LT-Digits runs (a method against a baseline, seed by seed), and test-time score calibration.
 
     python benchmarks/apf_study.py RUNS [--seeds 0 1 2] [--baseline ce] [--methods c2am]
-        [--test-scales 15 60] [--out RUNS/apf_study] [--force]
+        [--test-scales 15 60] [--out RUNS/apf_study] [--data-root data/lt_digits] [--force]
 
 RUNS is a ``benchmarks/lt_detection.py --out`` folder; its finished runs ``<method>_s<seed>``
 (``result.json``) are re-tested once with ``tools/test.py`` under the settings they trained with,
@@ -42,6 +42,7 @@ from lt_digits.experiments import (  # noqa: E402
     METHODS,
     RESULT_MARKER,
     checkpoint_of,
+    local_options,
     tool_env,
 )
 from projects.c2am.cli import (  # noqa: E402
@@ -157,10 +158,11 @@ def test_name(method: str, seed: int, scale: float | None) -> str:
     return f'{method}_s{seed}' + ('' if scale is None else f'@s{scale:g}')
 
 
-def run_test(folder: Path, settings: dict, dest: Path, scale: float | None) -> None:
+def run_test(folder: Path, settings: dict, dest: Path, scale: float | None,
+             data_root: Path) -> None:
     """``tools/test.py`` on the run's checkpoint with its training settings (one CPU thread),
     then per-category AP; kept in ``dest`` (written atomically)."""
-    options = dict(settings['options'])
+    options = local_options(settings['options'], data_root)
     if scale is not None:
         options[SCALE_OPTION] = scale
     ann = options.get('val_evaluator.ann_file')
@@ -180,12 +182,13 @@ def run_test(folder: Path, settings: dict, dest: Path, scale: float | None) -> N
         write_atomic(tmp / PER_CATEGORY, dumps_json(result, indent=1))
 
 
-def tested(folder: Path, settings: dict, tests: Path, name: str, scale: float | None) -> dict:
+def tested(folder: Path, settings: dict, tests: Path, name: str, scale: float | None,
+           data_root: Path) -> dict:
     """The kept per-category AP of a test, running it first when it is not kept yet."""
     dest = tests / name
     if not (dest / PER_CATEGORY).is_file():
         print(f'testing {name} ...', flush=True)
-        run_test(folder, settings, dest, scale)
+        run_test(folder, settings, dest, scale, data_root)
     return json.loads((dest / PER_CATEGORY).read_text())
 
 
@@ -329,6 +332,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument('--test-scales', type=positive_float, nargs='*', default=[],
                    help='also test the cosine-classifier methods with these softmax scales')
     p.add_argument('--out', type=Path, help='output folder (default: RUNS/apf_study)')
+    p.add_argument('--data-root', type=Path, default=ROOT / 'data' / 'lt_digits',
+                   help='the LT-Digits the runs trained on (default: data/lt_digits)')
     p.add_argument('--force', action='store_true', help='re-write an existing report')
     return p
 
@@ -366,7 +371,7 @@ def _main(argv=None) -> int:
     base = {}
     for s in seeds:
         name = test_name(args.baseline, s, None)
-        result = tested(*runs[args.baseline, s], tests, name, None)
+        result = tested(*runs[args.baseline, s], tests, name, None, args.data_root)
         check_against_log(runs[args.baseline, s][0], result, name)
         base[s] = category_arrays(result)
     doc = dict(tool=TOOL, command=' '.join(['python', TOOL, *(argv or sys.argv[1:])]),
@@ -376,7 +381,8 @@ def _main(argv=None) -> int:
         per_seed, points = {}, {}
         for s in seeds:
             folder, settings = runs[method, s]
-            result = tested(folder, settings, tests, test_name(method, s, scale), scale)
+            result = tested(folder, settings, tests, test_name(method, s, scale), scale,
+                            args.data_root)
             if scale is None:
                 check_against_log(folder, result, test_name(method, s, scale))
             ids, groups, ap, _ = category_arrays(result)

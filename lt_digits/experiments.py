@@ -331,18 +331,49 @@ def config_digest(config: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+DATA_ROOT_PLACEHOLDER = '{data_root}/'
+
+
+def _portable_options(options: dict, data_root: str | None) -> dict:
+    """``options`` with every path under ``data_root`` written from the placeholder, so that a
+    recorded run is recognised from another clone or data folder: the harness only trains on
+    the LT-Digits it generated or checked (:func:`ensure_lt_digits`), never on other data."""
+    if not data_root:
+        return options
+    return {k: DATA_ROOT_PLACEHOLDER + v[len(data_root):]
+            if isinstance(v, str) and v.startswith(data_root) else v
+            for k, v in options.items()}
+
+
+def local_options(options: dict, data_root: Path) -> dict:
+    """Recorded options (:func:`run_settings`) with the data-root placeholder pointed at
+    ``data_root``; options recorded with absolute paths are returned as they are."""
+    root = str(data_root) + '/'
+    return {k: root + v[len(DATA_ROOT_PLACEHOLDER):]
+            if isinstance(v, str) and v.startswith(DATA_ROOT_PLACEHOLDER) else v
+            for k, v in options.items()}
+
+
 def run_settings(job: TrainJob) -> dict:
     """What identifies a run: its config (path and resolved content) and options
-    (JSON-normalised)."""
-    return json.loads(json.dumps({'config': job.config, 'options': job.options,
+    (JSON-normalised, paths under the data root written as ``{data_root}/...``)."""
+    options = _portable_options(job.options, job.options.get('data_root'))
+    return json.loads(json.dumps({'config': job.config, 'options': options,
                                   'config_sha256': config_digest(job.config)}, default=str))
 
 
-def _same_settings(recorded, current: dict) -> bool:
-    """Recorded settings equal the current ones; runs recorded before the config digest existed
-    are compared on path and options only."""
-    if isinstance(recorded, dict) and 'config_sha256' not in recorded:
+def _same_settings(recorded, job: TrainJob) -> bool:
+    """A run's recorded settings equal ``job``'s; runs recorded before the config digest existed
+    are compared on path and options only, and those recorded with absolute data paths match
+    when the paths are under the current data root."""
+    current = run_settings(job)
+    if not isinstance(recorded, dict):
+        return False
+    if 'config_sha256' not in recorded:
         current = {k: v for k, v in current.items() if k != 'config_sha256'}
+    if isinstance(recorded.get('options'), dict):
+        recorded = recorded | {'options': _portable_options(
+            recorded['options'], job.options.get('data_root'))}
     return recorded == current
 
 
@@ -387,7 +418,7 @@ def run_state(job: TrainJob, *, force: bool = False) -> str:
         recorded = json.loads((folder / RUN_MARKER).read_text())
     except ValueError:
         recorded = None
-    same = _same_settings(recorded, run_settings(job))
+    same = _same_settings(recorded, job)
     if not same and not force:
         raise UserError(f'{folder} holds a run with other settings than this command (see its '
                         f'{RUN_MARKER}; a changed config file counts); pass --force to re-train '

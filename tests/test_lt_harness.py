@@ -289,3 +289,38 @@ def test_a_changed_config_file_is_not_a_finished_run(tmp_path):
     del recorded['config_sha256']
     (job.work_dir / RUN_MARKER).write_text(json.dumps(recorded))
     assert experiments.run_state(job) == 'finished'
+
+
+def test_a_finished_run_is_recognised_from_another_data_folder(tmp_path):
+    """A run records its paths under the data root as ``{data_root}/...``: the same run found
+    from another clone or data folder is finished, not re-trained or refused; a run recorded
+    with absolute paths under the current data root is too, one under another root is not."""
+    from projects.c2am.cli import UserError
+    method = METHODS['ce']
+    here, there = tmp_path / 'here' / 'lt_digits', tmp_path / 'there' / 'lt_digits'
+    first = experiments.TrainJob('ce_s0', method.config, tmp_path / 'runs' / 'ce_s0',
+                                 job_options(method, here, 700, 0))
+    experiments.start_run(first)
+    (first.work_dir / experiments.RESULT_MARKER).write_text('{}')
+    recorded = json.loads((first.work_dir / RUN_MARKER).read_text())
+    assert str(here) not in json.dumps(recorded)
+    assert recorded['options']['val_evaluator.ann_file'] == \
+        '{data_root}/annotations/lvis_v1_val.json'
+    moved = experiments.TrainJob('ce_s0', method.config, first.work_dir,
+                                 job_options(method, there, 700, 0))
+    assert experiments.run_state(moved) == 'finished'
+    # the recorded options point at the data folder of whoever reads them
+    local = experiments.local_options(recorded['options'], there)
+    assert local == json.loads(json.dumps(moved.options))
+    # a legacy record with absolute paths: finished under its own root only
+    legacy = recorded | {'options': json.loads(json.dumps(first.options))}
+    (first.work_dir / RUN_MARKER).write_text(json.dumps(legacy))
+    assert experiments.run_state(first) == 'finished'
+    with pytest.raises(UserError, match='other settings'):
+        experiments.run_state(moved)
+    assert experiments.local_options(legacy['options'], there) == legacy['options']
+    # another seed is another run
+    reseeded = experiments.TrainJob('ce_s0', method.config, first.work_dir,
+                                    job_options(method, here, 700, 1))
+    with pytest.raises(UserError, match='other settings'):
+        experiments.run_state(reseeded)
