@@ -19,10 +19,13 @@ Resuming: a run is finished when its folder holds ``result.json`` (written atomi
 metrics were read and checked); a rerun of the same command skips it. A folder without it (an
 interrupted run) is cleared and the run restarted, but only if it holds nothing but what the
 run writes; anything else in the way stops the benchmark before it starts. ``--force``
-re-trains finished runs too. The report (``results.json``, ``table.md``) is re-written from
-every finished run of the requested methods and seeds: mean ± std, and for each method against
-CE and against C2AM the per-seed paired difference of AP, APr, APc, APf with its sign
-consistency ("+3.1, 3/3": mean difference, seeds whose difference has that sign).
+re-trains finished runs too. Runs record the paths under the data root as ``{data_root}/...``,
+so a sweep recorded elsewhere (another clone, another ``--data-root``) resumes too; finished
+runs recorded with absolute paths get their records rewritten in that form. The report
+(``results.json``, ``table.md``) is re-written from every finished run of the requested methods
+and seeds: mean ± std, and for each method against CE and against C2AM the per-seed paired
+difference of AP, APr, APc, APf with its sign consistency ("+3.1, 3/3": mean difference, seeds
+whose difference has that sign).
 """
 from __future__ import annotations
 
@@ -54,6 +57,7 @@ from lt_digits.experiments import (  # noqa: E402
     finish_run,
     job_options,
     load_result,
+    make_record_portable,
     markdown_table,
     run_parallel,
     run_state,
@@ -265,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             errors.append(f'{job.name}: training failed, see {job.work_dir / "train.log"}')
 
+    for job in jobs:
+        if states[job.name] == 'finished' and make_record_portable(job):
+            print(f'{job.name}: record rewritten with portable data paths')
     for job in todo:
         start_run(job)
     run_parallel(todo, max_parallel=args.parallel, on_finish=on_finish, stop_on_failure=False)

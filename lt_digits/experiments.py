@@ -428,6 +428,27 @@ def run_state(job: TrainJob, *, force: bool = False) -> str:
     return 'restart'
 
 
+def make_record_portable(job: TrainJob) -> bool:
+    """Rewrite a finished run's records (its run marker and the settings in its result marker)
+    in today's form (:func:`run_settings`) when they were written with absolute data paths;
+    call only for a run :func:`run_state` found ``'finished'``. The results are kept as they are.
+
+    Returns:
+        bool: whether anything was rewritten.
+    """
+    from projects.c2am.outputs import dumps_json, write_atomic
+    current = run_settings(job)
+    recorded = json.loads((job.work_dir / RUN_MARKER).read_text())
+    result = json.loads((job.work_dir / RESULT_MARKER).read_text())
+    if 'config_sha256' not in recorded:  # recorded before configs were digested: stays so
+        current.pop('config_sha256')
+    if recorded == current and result.get('settings') == current:
+        return False
+    write_atomic(job.work_dir / RESULT_MARKER, dumps_json(result | {'settings': current}, indent=1))
+    write_atomic(job.work_dir / RUN_MARKER, dumps_json(current, indent=1))
+    return True
+
+
 def start_run(job: TrainJob) -> None:
     """Clear a folder :func:`run_state` called ``'restart'`` (or ``'new'``) and mark the run as
     started with its settings."""

@@ -319,6 +319,15 @@ def test_a_finished_run_is_recognised_from_another_data_folder(tmp_path):
     with pytest.raises(UserError, match='other settings'):
         experiments.run_state(moved)
     assert experiments.local_options(legacy['options'], there) == legacy['options']
+    # ... until the harness rewrites it in the portable form, results untouched
+    (first.work_dir / experiments.RESULT_MARKER).write_text(json.dumps(
+        {'settings': legacy, 'results': {'AP mask': 31.5}}))
+    assert experiments.make_record_portable(first)
+    assert not experiments.make_record_portable(first)  # once
+    assert json.loads((first.work_dir / RUN_MARKER).read_text()) == recorded
+    marker = json.loads((first.work_dir / experiments.RESULT_MARKER).read_text())
+    assert marker == {'settings': recorded, 'results': {'AP mask': 31.5}}
+    assert experiments.run_state(moved) == 'finished'
     # another seed is another run
     reseeded = experiments.TrainJob('ce_s0', method.config, first.work_dir,
                                     job_options(method, here, 700, 1))
