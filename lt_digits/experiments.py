@@ -55,6 +55,7 @@ METHODS: dict[str, Method] = {
     'eqlv2-softmax': Method(_cfg('eqlv2-softmax')),
     'fed': Method(_cfg('fed'), train_ann_option=_LOSS_CLS + 'ann_file'),
     'eql': Method(_cfg('eql'), train_ann_option=_LOSS_CLS + 'ann_file'),
+    'bags': Method(_cfg('bags'), train_ann_option=_LOSS_CLS + 'ann_file'),
     'rfs-ce': Method(_cfg('ce_sample3e-2'), wrapped_train=True),
     'rfs-c2am': Method(_cfg('c2am_sample3e-2'), wrapped_train=True),
     # remedies studied against C2AM's frequent-category AP loss (not in the paper)
@@ -73,7 +74,7 @@ METHODS: dict[str, Method] = {
 # share those runs with the peer comparison when both use the same --out.
 METHOD_GROUPS: dict[str, list[str]] = {
     'peers': ['ce', 'cosine', 'seesaw', 'c2am', 'c2am-bg', 'eqlv2', 'fed', 'rfs-ce',
-              'rfs-c2am', 'eql'],
+              'rfs-c2am', 'eql', 'bags'],
     'table3': ['c2am-s10', 'c2am-s20', 'c2am', 'c2am-s40', 'c2am-s50'],
     'table4': ['cosine', 'c2am-alpha0.1', 'c2am-alpha0.3', 'c2am', 'c2am-alpha0.7',
                'c2am-alpha1.0'],

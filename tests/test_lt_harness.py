@@ -164,7 +164,7 @@ def test_groups_cover_the_paper_tables():
 
 
 @pytest.mark.parametrize('method', ['c2am-s10', 'c2am-alpha0.3', 'c2am-fixed0.1', 'rfs-ce',
-                                    'fed', 'eql', 'c2am-normcap', 'c2am-clswd'])
+                                    'fed', 'eql', 'bags', 'c2am-normcap', 'c2am-clswd'])
 def test_variant_options_build_the_intended_model(method, tmp_path):
     """The options a job passes to tools/train.py give the variant (built, not trained)."""
     from mmdet.registry import MODELS
@@ -175,7 +175,8 @@ def test_variant_options_build_the_intended_model(method, tmp_path):
     ann.parent.mkdir()
     ann.write_text(json.dumps(dict(images=[dict(id=i) for i in range(10)],
                                    categories=[dict(id=i, name=str(i), frequency='f',
-                                                    image_count=i) for i in range(1, 101)])))
+                                                    image_count=i, instance_count=i)
+                                               for i in range(1, 101)])))
     cfg = Config.fromfile(str(ROOT / m.config))
     cfg.merge_from_dict(job_options(m, tmp_path, 10, 3))
     assert cfg.randomness.seed == 3 and cfg.train_cfg.max_iters == 10
@@ -195,6 +196,9 @@ def test_variant_options_build_the_intended_model(method, tmp_path):
         assert head.loss_cls.sample_weight[3].item() == pytest.approx(2.0)  # sqrt(4)
     if method == 'eql':  # the tail read from the run's own training file (100 'f' here)
         assert head.loss_cls.freq_threshold == 0.0294 and not head.loss_cls.tail.any()
+    if method == 'bags':  # groups of the run's own training file: 1-9, 10-99, 100 instances
+        assert [len(c) - 1 for c in head.loss_cls.group_columns()] == [9, 90, 1]
+        assert head.fc_cls.out_features == 100 + 2 + 3
     if method == 'c2am-normcap':
         assert head.margin_norm_cap == 2.0 and head.loss_cls.alpha == 0.5
     if method == 'c2am-clswd':  # the decay reaches the classifier's parameter group only

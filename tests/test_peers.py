@@ -1,4 +1,5 @@
-"""The peer methods (EQLv2 with sigmoid scores, Federated loss, RFS) and the classifier norm hook:
+"""The peer methods (EQLv2 with sigmoid scores, Federated loss, EQL, BAGS, RFS) and the
+classifier norm hook:
 values against hand computations, finite gradients, real mmdet training steps on LT-Digits."""
 import json
 import math
@@ -11,6 +12,7 @@ from mmengine.config import Config
 
 import projects.c2am.mmdet_plugin  # noqa: F401  (registers the modules)
 from projects.c2am.mmdet_plugin import (
+    BalancedGroupSoftmaxLoss,
     ClassifierNormHook,
     EqualizationLoss,
     FederatedLoss,
@@ -231,6 +233,112 @@ def test_norm_statistics_against_hand_and_scipy():
                    classifier_norm_statistics(norms, groups, average_ranks(counts)))
 
 
+# ---------------------------------------------------------------- BAGS ----------------------
+def _bags_ann(tmp_path, instances, field=True):
+    """Categories with these training instance counts (as fields, or as annotations)."""
+    cats = [dict(id=10 + i, name=f'c{i}', image_count=1, frequency='f',
+                 **({'instance_count': n} if field else {})) for i, n in enumerate(instances)]
+    anns = [] if field else [dict(id=k, category_id=10 + i, image_id=1)
+                             for i, n in enumerate(instances) for k in range(n)]
+    path = tmp_path / 'bags.json'
+    path.write_text(json.dumps(dict(images=[dict(id=1)], annotations=anns, categories=cats)))
+    return str(path)
+
+
+def _log_softmax_at(row: list[float], index: int) -> float:
+    return row[index] - math.log(sum(math.exp(v) for v in row))
+
+
+def _bags_by_hand(x, labels, weights=None):
+    """BAGS with every "others" kept, written out for C = 4 in groups {0, 1}, {2}, {3}:
+    columns 0-3 categories, 4 background, 5 foreground, 6-8 the groups' "others"."""
+    weights = weights or [1.0] * len(labels)
+    groups = [([6, 0, 1], {0: 1, 1: 2}), ([7, 2], {2: 1}), ([8, 3], {3: 1})]
+    total = sum(-w * _log_softmax_at([r[4], r[5]], int(y < 4))
+                for r, y, w in zip(x, labels, weights)) / sum(weights)
+    for columns, position in groups:
+        if not any(y in position for y in labels):
+            continue  # a group without positives takes no part
+        total += sum(-w * _log_softmax_at([r[c] for c in columns], position.get(y, 0))
+                     for r, y, w in zip(x, labels, weights)) / sum(weights)
+    return total
+
+
+def test_bags_loss_matches_hand_computation(tmp_path):
+    loss = BalancedGroupSoftmaxLoss(_bags_ann(tmp_path, [2, 5, 50, 500]), num_classes=4,
+                                    others_ratio=100.0)
+    assert loss.get_cls_channels(4) == 4 + 2 + 3
+    torch.manual_seed(0)
+    x = torch.randn(5, 9).tolist()
+    for labels in ([0, 2, 4, 3, 1], [0, 4, 4, 1, 2]):  # the second: group {3} has no positive
+        value = loss(torch.tensor(x), torch.tensor(labels))
+        assert value.item() == pytest.approx(_bags_by_hand(x, labels), rel=1e-6)
+    weights = [1.0, 0.5, 2.0, 1.0, 0.0]
+    value = loss(torch.tensor(x), torch.tensor([0, 2, 4, 3, 1]), torch.tensor(weights))
+    assert value.item() == pytest.approx(_bags_by_hand(x, [0, 2, 4, 3, 1], weights), rel=1e-6)
+    # counted from the annotations when the categories carry no instance_count
+    counted = BalancedGroupSoftmaxLoss(_bags_ann(tmp_path, [2, 5, 50, 500], field=False),
+                                       num_classes=4, others_ratio=100.0)
+    assert counted(torch.tensor(x), torch.tensor([0, 2, 4, 3, 1])).item() == \
+        pytest.approx(_bags_by_hand(x, [0, 2, 4, 3, 1]), rel=1e-6)
+
+
+def test_bags_gradients_and_others_sampling(tmp_path):
+    loss = BalancedGroupSoftmaxLoss(_bags_ann(tmp_path, [2, 5, 50, 500]), num_classes=4,
+                                    others_ratio=2.0)
+    labels = torch.tensor([2, 2] + [4] * 18)  # two positives of group {2}, 18 background RoIs
+    x = torch.randn(20, 9, dtype=torch.float64, requires_grad=True)
+    loss(x, labels).backward()
+    assert torch.isfinite(x.grad).all()
+    used = x.grad[:, 7] != 0  # group {2}'s "others" column
+    assert used[:2].all() and int(used.sum()) == 2 + 4  # the positives and 2 x 2 others
+    assert (x.grad[:, [6, 8, 0, 1, 3]] == 0).all()  # groups without positives take no part
+    assert (x.grad[:, [4, 5]] != 0).all()  # every RoI is a sample of background vs foreground
+    every = BalancedGroupSoftmaxLoss(_bags_ann(tmp_path, [2, 5, 50, 500]), num_classes=4,
+                                     others_ratio=100.0)
+    x0 = torch.randn(6, 9, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: every(t, torch.tensor([0, 1, 2, 3, 4, 4])), (x0,))
+
+
+def test_bags_test_time_scores_through_the_head(tmp_path):
+    loss_cfg = dict(type='BalancedGroupSoftmaxLoss', ann_file=_bags_ann(tmp_path, [3, 30, 300]),
+                    num_classes=3)
+    head = _linear_head(loss_cfg)
+    assert head.fc_cls.out_features == 3 + 2 + 3
+    torch.manual_seed(1)
+    x = torch.randn(4, 8)
+    p0 = F.softmax(x[:, [3, 4]], dim=1)  # background, foreground
+    expected = torch.stack([p0[:, 1] * F.softmax(x[:, [5 + g, g]], dim=1)[:, 1]
+                            for g in range(3)] + [p0[:, 0]], dim=1)
+    torch.testing.assert_close(_scores(head, x), expected)
+    acc = head.loss_cls.get_accuracy(x, expected.argmax(dim=1))['acc']
+    assert acc.item() == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(bins=(100, 10)), 'increasing'), (dict(bins=()), 'increasing'),
+    (dict(others_ratio=0), 'others_ratio'), (dict(num_classes=5), 'num_classes is 5'),
+])
+def test_bags_refuses_bad_settings(kwargs, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        BalancedGroupSoftmaxLoss(**dict(dict(ann_file=_bags_ann(tmp_path, [2, 50, 500]),
+                                             num_classes=3), **kwargs))
+    bare = tmp_path / 'bare.json'
+    bare.write_text(json.dumps(dict(images=[], annotations=[], categories=[
+        dict(id=1, image_count=1, frequency='r')])))
+    with pytest.raises(ValueError, match='instance_count'):
+        BalancedGroupSoftmaxLoss(str(bare), num_classes=1)
+
+
+def test_bags_groups_are_half_open_bins_and_the_lt_digits_config_keeps_the_papers():
+    from projects.c2am.mmdet_plugin.balanced_group_softmax import instance_groups
+    counts = torch.tensor([2.0, 9.0, 10.0, 99.0, 100.0, 480.0])
+    assert [g.tolist() for g in instance_groups(counts)] == [[0, 1], [2, 3], [4, 5]]
+    cfg = Config.fromfile(str(LT / 'mask-rcnn_r18-half_fpn_bags_lt-digits.py'))
+    loss = cfg.model.roi_head.bbox_head.loss_cls
+    assert (tuple(loss.bins), loss.others_ratio) == ((10, 100, 1000), 8.0)
+
+
 # ---------------------------------------------------------------- real training steps ------
 @pytest.fixture(scope='module')
 def small_lt(tmp_path_factory):
@@ -271,6 +379,7 @@ def _scalars(work_dir: Path) -> list[dict]:
     'mask-rcnn_r18-half_fpn_eqlv2_lt-digits.py',
     'mask-rcnn_r18-half_fpn_fed_lt-digits.py',
     'mask-rcnn_r18-half_fpn_eql_lt-digits.py',
+    'mask-rcnn_r18-half_fpn_bags_lt-digits.py',
     'mask-rcnn_r18-half_fpn_c2am_sample3e-2_lt-digits.py',
 ])
 def test_real_training_step_logs_losses_and_norm_statistics(config, small_lt, tmp_path):

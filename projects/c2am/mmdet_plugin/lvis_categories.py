@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 
 import torch
 
@@ -22,8 +23,10 @@ def load_lvis_categories(ann_file: str | os.PathLike) -> dict:
 
     Returns:
         dict: ``ids`` (list[int]), ``names`` (list[str]), ``frequency`` (list[str]),
-        ``image_count`` (Tensor ``[C]``, float32) and ``num_images`` (the length of the file's
-        ``images`` list; ``None`` for a bare list of categories).
+        ``image_count`` (Tensor ``[C]``, float32), ``instance_count`` (Tensor ``[C]``, float32:
+        the categories' ``instance_count`` field, else counted over the file's
+        ``annotations``; ``None`` when the file has neither) and ``num_images`` (the length of
+        the file's ``images`` list; ``None`` for a bare list of categories).
 
     Raises:
         ValueError: a category lacks ``frequency`` or ``image_count``, or has an unknown group.
@@ -41,7 +44,21 @@ def load_lvis_categories(ann_file: str | os.PathLike) -> dict:
         if cat['frequency'] not in GROUPS:
             raise ValueError(f'{ann_file}: category {cat["id"]} has frequency '
                              f'{cat["frequency"]!r}, expected one of {GROUPS}')
-    return dict(ids=[c['id'] for c in cats], names=[c.get('name', '') for c in cats],
+    ids = [c['id'] for c in cats]
+    return dict(ids=ids, names=[c.get('name', '') for c in cats],
                 frequency=[c['frequency'] for c in cats],
                 image_count=torch.tensor([float(c['image_count']) for c in cats]),
+                instance_count=_instance_count(cats, data, ids),
                 num_images=len(data.get('images') or []) if isinstance(data, dict) else None)
+
+
+def _instance_count(cats: list[dict], data, ids: list[int]) -> torch.Tensor | None:
+    """``[C]`` instances per category: the ``instance_count`` fields when every category has
+    one, else counted over the file's annotations, else ``None``."""
+    if all('instance_count' in c for c in cats):
+        return torch.tensor([float(c['instance_count']) for c in cats])
+    annotations = data.get('annotations') if isinstance(data, dict) else None
+    if not annotations:
+        return None
+    counts = Counter(a.get('category_id') for a in annotations)
+    return torch.tensor([float(counts[i]) for i in ids])
