@@ -337,3 +337,41 @@ def test_a_finished_run_is_recognised_from_another_data_folder(tmp_path):
                                     job_options(method, here, 700, 1))
     with pytest.raises(UserError, match='other settings'):
         experiments.run_state(reseeded)
+
+
+def test_ablation_figure_reads_each_methods_setting(tmp_path, capsys):
+    """x-values come from each method's config and options (the cosine classifier is alpha 0,
+    the default run s = 30 / alpha = 0.5 / adaptive); means and seeds are the report's."""
+    plot = _bench('plot_ablations')
+    ap = {'c2am-s10': 10.0, 'c2am': 30.0, 'c2am-s50': 20.0, 'cosine': 25.0,
+          'c2am-alpha1.0': 27.0, 'c2am-fixed0.1': 26.0}
+    runs = {f'{m}_s{s}': {'AP mask': v + s, 'APr': v / 2, 'APc': v, 'APf': v + 10}
+            for m, v in ap.items() for s in (0, 1)}
+    runs['c2am-s20_s0'] = {'AP mask': 28.0, 'APr': None, 'APc': 1.0, 'APf': 2.0}
+    out = tmp_path / 'runs'
+    out.mkdir()
+    (out / 'results.json').write_text(json.dumps(dict(
+        tool='benchmarks/lt_detection.py', header='h', seeds=[0, 1], runs=runs)))
+    prefix = tmp_path / 'fig' / 'abl'
+    assert plot.main([str(out), '--out', str(prefix)]) == 0
+    data = json.loads(prefix.with_suffix('.json').read_text())['tables']
+    s_points = data['table3']['points']
+    assert [(p['method'], p['x']) for p in s_points] == [
+        ('c2am-s10', 10.0), ('c2am-s20', 20.0), ('c2am', 30.0), ('c2am-s50', 50.0)]
+    assert s_points[2]['AP mask'] == {'mean': 30.5, 'per_seed': {'0': 30.0, '1': 31.0}}
+    assert s_points[1]['seeds'] == [0] and s_points[1]['APr'] == {'mean': None, 'per_seed': {}}
+    assert [(p['method'], p['x']) for p in data['table4']['points']] == [
+        ('cosine', 0.0), ('c2am', 0.5), ('c2am-alpha1.0', 1.0)]
+    assert [p['x'] for p in data['table5']['points']] == ['none', 'fixed 0.1', 'adaptive']
+    assert prefix.with_suffix('.png').stat().st_size > 0 and prefix.with_suffix('.pdf').is_file()
+    # existing outputs need --force; a report without ablation runs or of another tool: refused
+    assert plot.run_cli(plot.main, [str(out), '--out', str(prefix)]) == 2
+    assert 'exists' in capsys.readouterr().err
+    (out / 'results.json').write_text(json.dumps(dict(
+        tool='benchmarks/lt_detection.py', seeds=[0], runs={'ce_s0': runs['c2am_s0']})))
+    assert plot.run_cli(plot.main, [str(out), '--out', str(tmp_path / 'x')]) == 2
+    assert 'no run of the ablation methods' in capsys.readouterr().err
+    (out / 'results.json').write_text(json.dumps(dict(tool='other', runs={})))
+    assert plot.run_cli(plot.main, [str(out), '--out', str(tmp_path / 'x')]) == 2
+    assert 'not a benchmarks/lt_detection.py report' in capsys.readouterr().err
+    assert plot.run_cli(plot.main, [str(tmp_path / 'none'), '--out', str(tmp_path / 'x')]) == 2
