@@ -339,7 +339,7 @@ def _portable_options(options: dict, data_root: str | None) -> dict:
     """``options`` with every path under ``data_root`` written from the placeholder, so that a
     recorded run is recognised from another clone or data folder: the harness only trains on
     the LT-Digits it generated or checked (:func:`ensure_lt_digits`), never on other data."""
-    if not data_root:
+    if not isinstance(data_root, str) or not data_root:
         return options
     return {k: DATA_ROOT_PLACEHOLDER + v[len(data_root):]
             if isinstance(v, str) and v.startswith(data_root) else v
@@ -347,12 +347,13 @@ def _portable_options(options: dict, data_root: str | None) -> dict:
 
 
 def local_options(options: dict, data_root: Path) -> dict:
-    """Recorded options (:func:`run_settings`) with the data-root placeholder pointed at
-    ``data_root``; options recorded with absolute paths are returned as they are."""
+    """Recorded options (:func:`run_settings`) with their data paths pointed at ``data_root``
+    (the placeholder, or the absolute data root an older record names)."""
     root = str(data_root) + '/'
+    portable = _portable_options(options, options.get('data_root'))
     return {k: root + v[len(DATA_ROOT_PLACEHOLDER):]
             if isinstance(v, str) and v.startswith(DATA_ROOT_PLACEHOLDER) else v
-            for k, v in options.items()}
+            for k, v in portable.items()}
 
 
 def run_settings(job: TrainJob) -> dict:
@@ -365,16 +366,16 @@ def run_settings(job: TrainJob) -> dict:
 
 def _same_settings(recorded, job: TrainJob) -> bool:
     """A run's recorded settings equal ``job``'s; runs recorded before the config digest existed
-    are compared on path and options only, and those recorded with absolute data paths match
-    when the paths are under the current data root."""
+    are compared on path and options only, and those recorded with absolute data paths are
+    read with their own data root as the placeholder (the data is the same LT-Digits)."""
     current = run_settings(job)
     if not isinstance(recorded, dict):
         return False
     if 'config_sha256' not in recorded:
         current = {k: v for k, v in current.items() if k != 'config_sha256'}
-    if isinstance(recorded.get('options'), dict):
-        recorded = recorded | {'options': _portable_options(
-            recorded['options'], job.options.get('data_root'))}
+    options = recorded.get('options')
+    if isinstance(options, dict):
+        recorded = recorded | {'options': _portable_options(options, options.get('data_root'))}
     return recorded == current
 
 

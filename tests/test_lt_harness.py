@@ -297,8 +297,8 @@ def test_a_changed_config_file_is_not_a_finished_run(tmp_path):
 
 def test_a_finished_run_is_recognised_from_another_data_folder(tmp_path):
     """A run records its paths under the data root as ``{data_root}/...``: the same run found
-    from another clone or data folder is finished, not re-trained or refused; a run recorded
-    with absolute paths under the current data root is too, one under another root is not."""
+    from another clone or data folder is finished, not re-trained or refused; so is a run
+    recorded with absolute paths; another seed is another run."""
     from projects.c2am.cli import UserError
     method = METHODS['ce']
     here, there = tmp_path / 'here' / 'lt_digits', tmp_path / 'there' / 'lt_digits'
@@ -316,14 +316,14 @@ def test_a_finished_run_is_recognised_from_another_data_folder(tmp_path):
     # the recorded options point at the data folder of whoever reads them
     local = experiments.local_options(recorded['options'], there)
     assert local == json.loads(json.dumps(moved.options))
-    # a legacy record with absolute paths: finished under its own root only
+    # a record with absolute paths (written before they were portable): read with its own
+    # data root as the placeholder, so it is the same run from anywhere
     legacy = recorded | {'options': json.loads(json.dumps(first.options))}
     (first.work_dir / RUN_MARKER).write_text(json.dumps(legacy))
     assert experiments.run_state(first) == 'finished'
-    with pytest.raises(UserError, match='other settings'):
-        experiments.run_state(moved)
-    assert experiments.local_options(legacy['options'], there) == legacy['options']
-    # ... until the harness rewrites it in the portable form, results untouched
+    assert experiments.run_state(moved) == 'finished'
+    assert experiments.local_options(legacy['options'], there) == local
+    # ... and the harness rewrites it in the portable form, results untouched
     (first.work_dir / experiments.RESULT_MARKER).write_text(json.dumps(
         {'settings': legacy, 'results': {'AP mask': 31.5}}))
     assert experiments.make_record_portable(first)
@@ -331,7 +331,6 @@ def test_a_finished_run_is_recognised_from_another_data_folder(tmp_path):
     assert json.loads((first.work_dir / RUN_MARKER).read_text()) == recorded
     marker = json.loads((first.work_dir / experiments.RESULT_MARKER).read_text())
     assert marker == {'settings': recorded, 'results': {'AP mask': 31.5}}
-    assert experiments.run_state(moved) == 'finished'
     # another seed is another run
     reseeded = experiments.TrainJob('ce_s0', method.config, first.work_dir,
                                     job_options(method, here, 700, 1))
