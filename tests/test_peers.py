@@ -336,7 +336,7 @@ def test_bags_groups_are_half_open_bins_and_the_lt_digits_config_keeps_the_paper
     assert [g.tolist() for g in instance_groups(counts)] == [[0, 1], [2, 3], [4, 5]]
     cfg = Config.fromfile(str(LT / 'mask-rcnn_r18-half_fpn_bags_lt-digits.py'))
     loss = cfg.model.roi_head.bbox_head.loss_cls
-    assert (tuple(loss.bins), loss.others_ratio) == ((10, 100, 1000), 8.0)
+    assert (tuple(loss.bins), loss.others_ratio, loss.loss_weight) == ((10, 100, 1000), 8.0, 0.25)
 
 
 # ---------------------------------------------------------------- real training steps ------
