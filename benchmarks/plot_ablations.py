@@ -13,7 +13,6 @@ plotted value: mean and per seed of AP mask, APr, APc, APf).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -22,10 +21,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._report import read_report  # noqa: E402
 from lt_digits.experiments import METHOD_GROUPS, METHODS  # noqa: E402
 from projects.c2am.c2am import ALPHA, SCALE  # noqa: E402
 from projects.c2am.cli import UserError, run_cli  # noqa: E402
-from projects.c2am.outputs import check_output_files, dumps_json, write_atomic  # noqa: E402
+from projects.c2am.outputs import (  # noqa: E402
+    atomic_output_files,
+    check_output_files,
+    dumps_json,
+    write_atomic,
+)
 
 METRICS = ('AP mask', 'APr', 'APc', 'APf')
 LOSS = 'model.roi_head.bbox_head.loss_cls'
@@ -113,10 +118,11 @@ def plot(tables: dict, prefix: Path) -> None:
         ax.set_ylabel('mask AP (dots: seeds)')
         ax.legend(fontsize=7)
     fig.tight_layout()
-    for ext in ('png', 'pdf'):
-        tmp = prefix.parent / f'.{prefix.name}.tmp.{ext}'
-        fig.savefig(tmp, dpi=150)
-        tmp.replace(prefix.with_suffix(f'.{ext}'))
+    # the outputs were checked (--force) before anything was computed
+    with atomic_output_files([prefix.with_suffix('.png'), prefix.with_suffix('.pdf')],
+                             force=True) as (png, pdf):
+        fig.savefig(png, dpi=150)
+        fig.savefig(pdf)
     plt.close(fig)
 
 
@@ -127,22 +133,15 @@ def main(argv: list[str] | None = None) -> int:
                    help='output prefix (.png, .pdf, .json are added)')
     p.add_argument('--force', action='store_true', help='overwrite existing outputs')
     args = p.parse_args(argv)
-    results = args.runs / 'results.json'
-    try:
-        record = json.loads(results.read_text())
-    except OSError:
-        raise UserError(f'{results}: no report (run benchmarks/lt_detection.py first)') from None
-    except ValueError as err:
-        raise UserError(f'{results}: not valid JSON ({err})') from None
-    if not isinstance(record, dict) or record.get('tool') != 'benchmarks/lt_detection.py':
-        raise UserError(f'{results}: not a benchmarks/lt_detection.py report')
+    record = read_report(args.runs, 'benchmarks/lt_detection.py')
     check_output_files([args.out.with_suffix(f'.{e}') for e in ('png', 'pdf', 'json')],
                        force=args.force)
     tables = collect(record)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     plot(tables, args.out)
     write_atomic(args.out.with_suffix('.json'), dumps_json(
-        {'report': str(results), 'header': record.get('header'), 'tables': tables}, indent=1))
+        {'report': str(args.runs / 'results.json'), 'header': record.get('header'),
+         'tables': tables}, indent=1))
     print(f'wrote {args.out}.png, .pdf, .json')
     return 0
 

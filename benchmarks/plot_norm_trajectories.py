@@ -23,7 +23,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from projects.c2am.cli import UserError, run_cli  # noqa: E402
-from projects.c2am.outputs import check_output_files, dumps_json, write_atomic  # noqa: E402
+from projects.c2am.outputs import (  # noqa: E402
+    atomic_output_files,
+    check_output_files,
+    dumps_json,
+    write_atomic,
+)
 
 SERIES = ('cls_norm/r', 'cls_norm/c', 'cls_norm/f', 'cls_norm/f_over_r',
           'cls_norm/spearman_freq', 'c2am_margin/f_to_r', 'c2am_margin/f_to_c',
@@ -94,10 +99,11 @@ def plot(runs: dict[str, dict], prefix: Path) -> None:
         if ax.lines:
             ax.legend(fontsize=7)
     fig.tight_layout()
-    for ext in ('png', 'pdf'):
-        tmp = prefix.parent / f'.{prefix.name}.tmp.{ext}'
-        fig.savefig(tmp, dpi=150)
-        tmp.replace(prefix.with_suffix(f'.{ext}'))
+    # the outputs were checked (--force) before anything was computed
+    with atomic_output_files([prefix.with_suffix('.png'), prefix.with_suffix('.pdf')],
+                             force=True) as (png, pdf):
+        fig.savefig(png, dpi=150)
+        fig.savefig(pdf)
     plt.close(fig)
 
 

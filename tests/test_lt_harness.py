@@ -372,7 +372,7 @@ def test_ablation_figure_reads_each_methods_setting(tmp_path, capsys):
     assert 'no run of the ablation methods' in capsys.readouterr().err
     (out / 'results.json').write_text(json.dumps(dict(tool='other', runs={})))
     assert plot.run_cli(plot.main, [str(out), '--out', str(tmp_path / 'x')]) == 2
-    assert 'not a benchmarks/lt_detection.py report' in capsys.readouterr().err
+    assert 'was not written by benchmarks/lt_detection.py' in capsys.readouterr().err
     assert plot.run_cli(plot.main, [str(tmp_path / 'none'), '--out', str(tmp_path / 'x')]) == 2
 
 
