@@ -68,6 +68,9 @@ METHODS: dict[str, Method] = {
        for a in ('0', '0.1', '0.3', '0.7', '1.0')},
     'c2am-fixed0.1': Method(LT_CONFIGS['c2am'], {_LOSS_CLS + 'margin': 'fixed',
                                                  _LOSS_CLS + 'fixed_margin': 0.1}),
+    # the margin-free control at the scale where C2AM keeps APf here: is it the scale or the
+    # margins?
+    'cosine-s10': Method(LT_CONFIGS['cosine'], {_LOSS_CLS + 'scale': 10.0}),
 }
 # Named sets. s = 30 and alpha = 0.5 are the 'c2am' run itself; alpha = 0 is the cosine
 # classifier ('cosine': the same logits as alpha 0 with adaptive margins), so the ablations
@@ -81,7 +84,8 @@ METHOD_GROUPS: dict[str, list[str]] = {
     'table5': ['cosine', 'c2am-fixed0.1', 'c2am'],
     # C2AM's APf against CE: the margin-free cosine control, background inside the margins,
     # and two remedies acting on the norms Eq. 7 reads
-    'apf': ['ce', 'cosine', 'c2am', 'c2am-bg', 'c2am-normcap', 'c2am-clswd'],
+    'apf': ['ce', 'cosine', 'c2am', 'c2am-bg', 'c2am-normcap', 'c2am-clswd', 'c2am-s10',
+            'cosine-s10'],
 }
 METHOD_GROUPS['ablations'] = list(dict.fromkeys(
     METHOD_GROUPS['table3'] + METHOD_GROUPS['table4'] + METHOD_GROUPS['table5']))

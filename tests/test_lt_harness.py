@@ -164,7 +164,8 @@ def test_groups_cover_the_paper_tables():
 
 
 @pytest.mark.parametrize('method', ['c2am-s10', 'c2am-alpha0.3', 'c2am-fixed0.1', 'rfs-ce',
-                                    'fed', 'eql', 'bags', 'c2am-normcap', 'c2am-clswd'])
+                                    'fed', 'eql', 'bags', 'c2am-normcap', 'c2am-clswd',
+                                    'cosine-s10'])
 def test_variant_options_build_the_intended_model(method, tmp_path):
     """The options a job passes to tools/train.py give the variant (built, not trained)."""
     from mmdet.registry import MODELS
@@ -188,6 +189,9 @@ def test_variant_options_build_the_intended_model(method, tmp_path):
     head = MODELS.build(cfg.model.roi_head.bbox_head)
     if method == 'c2am-s10':
         assert head.loss_cls.scale == head.fc_cls.scale == 10.0
+    if method == 'cosine-s10':
+        assert head.loss_cls.scale == head.fc_cls.scale == 10.0
+        assert (head.loss_cls.alpha, head.loss_cls.margin) == (0.0, 'none')
     if method == 'c2am-alpha0.3':
         assert head.loss_cls.alpha == 0.3
     if method == 'c2am-fixed0.1':
