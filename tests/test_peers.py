@@ -233,6 +233,34 @@ def test_norm_statistics_against_hand_and_scipy():
                    classifier_norm_statistics(norms, groups, average_ranks(counts)))
 
 
+def test_hook_margins_are_those_the_loss_applies_when_the_head_caps_its_norms():
+    """Foreground norms 8 (f), 2 (f), 1 (r), 4 (c); cap 2 x median (2) = 4: Eq. 7 reads the
+    frequent row of norm 8 as 4, so the logged margins use 4, the logged norms 8."""
+    from types import SimpleNamespace
+
+    from projects.c2am.mmdet_plugin import C2AMBBoxHead
+    head = C2AMBBoxHead(in_channels=8, fc_out_channels=16, roi_feat_size=2, num_classes=4,
+                        loss_cls=dict(type='C2AMLoss', scale=30.0, alpha=0.5),
+                        margin_norm_cap=2.0)
+    head.init_weights()
+    with torch.no_grad():
+        head.fc_cls.weight.copy_(F.normalize(head.fc_cls.weight, dim=1)
+                                 * torch.tensor([[8.0], [2.0], [1.0], [4.0], [16.0]]))
+    hook = ClassifierNormHook()
+    hook._groups = ['f', 'f', 'r', 'c']
+    hook._ranks = average_ranks(torch.tensor([100.0, 50.0, 2.0, 20.0]))
+    runner = SimpleNamespace(model=SimpleNamespace(roi_head=SimpleNamespace(bbox_head=head)))
+    stats = hook.statistics(runner)
+    assert stats['cls_norm/f'] == pytest.approx(5.0, rel=1e-5)  # the raw norms
+    eq7 = lambda a, b: max(0.0, 0.5 / math.pi * math.log(a / b))  # noqa: E731
+    assert stats['c2am_margin/f_to_r'] == pytest.approx((eq7(4, 1) + eq7(2, 1)) / 2, rel=1e-5)
+    assert stats['c2am_margin/f_to_c'] == pytest.approx(0.0, abs=1e-6)  # 4 -> 4 and 2 -> 4
+    head.margin_norm_cap = None  # uncapped: the raw norm 8 enters Eq. 7
+    stats = hook.statistics(runner)
+    assert stats['c2am_margin/f_to_r'] == pytest.approx((eq7(8, 1) + eq7(2, 1)) / 2, rel=1e-5)
+    assert stats['c2am_margin/f_to_c'] == pytest.approx(eq7(8, 4) / 2, rel=1e-5)
+
+
 # ---------------------------------------------------------------- BAGS ----------------------
 def _bags_ann(tmp_path, instances, field=True):
     """Categories with these training instance counts (as fields, or as annotations)."""

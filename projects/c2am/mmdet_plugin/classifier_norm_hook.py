@@ -11,7 +11,8 @@ visualizer backend (``scalars.json``, TensorBoard, W&B):
 * ``cls_norm/max_over_median`` and ``cls_norm/spikes``: the largest row norm over the median,
   and how many rows exceed ``SPIKE`` (2) x the median (single categories whose norm runs away);
 * for a C2AM head with adaptive margins: ``c2am_margin/f_to_r`` and ``c2am_margin/f_to_c``, the
-  mean margin (radians, Eq. 7) a frequent-class sample puts on a rare / common class.
+  mean margin (radians, Eq. 7) a frequent-class sample puts on a rare / common class, from the
+  norms the loss reads (capped where the head caps them, ``margin_norm_cap``).
 
 Cascade heads get one set per stage (``cls_norm_s0/...``). The groups and image counts come from
 the training dataset's annotation file (LVIS ``frequency`` / ``image_count``). The cost is one
@@ -49,7 +50,8 @@ def spearman(values: Tensor, reference_ranks: Tensor) -> float:
 
 
 def classifier_norm_statistics(norms: Tensor, groups: list[str], frequency_ranks: Tensor,
-                               alpha: float | None = None) -> dict[str, float]:
+                               alpha: float | None = None,
+                               margin_norms: Tensor | None = None) -> dict[str, float]:
     """The per-group statistics the hook logs.
 
     Args:
@@ -57,6 +59,8 @@ def classifier_norm_statistics(norms: Tensor, groups: list[str], frequency_ranks
         groups (list[str]): ``C`` frequency groups, each ``'r'``, ``'c'`` or ``'f'``.
         frequency_ranks (Tensor): ``[C]`` average ranks of the training image counts.
         alpha (float, optional): C2AM's alpha; adds the mean margins frequent -> rare / common.
+        margin_norms (Tensor, optional): ``[C]`` the norms Eq. 7 reads when they are not
+            ``norms`` (a head that caps them); defaults to ``norms``.
 
     Returns:
         dict: ``cls_norm/<g>`` for each group present, ``cls_norm/f_over_r`` (both present),
@@ -78,7 +82,8 @@ def classifier_norm_statistics(norms: Tensor, groups: list[str], frequency_ranks
     if rho == rho:  # undefined when all norms (or all counts) are equal
         out['cls_norm/spearman_freq'] = rho
     if alpha is not None and len(index['f']):
-        margins = c2am_margins(norms, index['f'], alpha=alpha)  # [n_f, C]
+        read = norms if margin_norms is None else margin_norms.detach().float().cpu()
+        margins = c2am_margins(read, index['f'], alpha=alpha)  # [n_f, C]
         for g in ('r', 'c'):
             if len(index[g]):
                 out[f'c2am_margin/f_to_{g}'] = float(margins[:, index[g]].mean())
@@ -152,8 +157,11 @@ class ClassifierNormHook(Hook):
             loss = head.loss_cls
             alpha = (loss.alpha if isinstance(loss, C2AMLoss) and loss.margin == 'adaptive'
                      else None)
+            # the margins the loss applies: a head may cap the norms Eq. 7 reads
+            margin_norms = head.margin_norms()[:num_classes] if (
+                alpha is not None and hasattr(head, 'margin_norms')) else None
             stats = classifier_norm_statistics(norms[:num_classes], self._groups, self._ranks,
-                                               alpha)
+                                               alpha, margin_norms)
             if norms.shape[0] == num_classes + 1:  # softmax layout: background last
                 stats['cls_norm/bg'] = float(norms[num_classes])
             suffix = f'_s{stage}' if len(heads) > 1 else ''
