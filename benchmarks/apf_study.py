@@ -59,6 +59,7 @@ from projects.c2am.mmdet_plugin.classifier_norm_hook import (  # noqa: E402
 from projects.c2am.mmdet_plugin.classifier_norm_hook import spearman as hook_spearman  # noqa: E402,E501
 from projects.c2am.outputs import (  # noqa: E402
     atomic_output_dir,
+    atomic_output_files,
     check_output_files,
     dumps_json,
     write_atomic,
@@ -128,7 +129,7 @@ def spike_overlap(spikes_by_seed: list[set]) -> float | None:
 # ---------------------------------------------------------------- runs and tests
 
 def finished_run(runs: Path, method: str, seed: int) -> tuple[Path, dict]:
-    """A finished run's folder and recorded settings.
+    """A finished run's folder and its record (``settings`` and the logged ``results``).
 
     Raises:
         UserError: the run is not there or not finished.
@@ -140,10 +141,11 @@ def finished_run(runs: Path, method: str, seed: int) -> tuple[Path, dict]:
                         f'benchmarks/lt_detection.py --methods {method} --seeds {seed} '
                         f'--out {runs}')
     try:
-        settings = json.loads(marker.read_text())['settings']
+        record = json.loads(marker.read_text())
+        record = dict(settings=record['settings'], results=record['results'])
     except (OSError, ValueError, KeyError, TypeError):
         raise UserError(f'{marker}: not a result this benchmark wrote') from None
-    return folder, settings
+    return folder, record
 
 
 def checkpoint(folder: Path) -> Path:
@@ -158,10 +160,11 @@ def test_name(method: str, seed: int, scale: float | None) -> str:
     return f'{method}_s{seed}' + ('' if scale is None else f'@s{scale:g}')
 
 
-def run_test(folder: Path, settings: dict, dest: Path, scale: float | None,
+def run_test(folder: Path, record: dict, dest: Path, scale: float | None,
              data_root: Path) -> None:
     """``tools/test.py`` on the run's checkpoint with its training settings (one CPU thread),
     then per-category AP; kept in ``dest`` (written atomically)."""
+    settings = record['settings']
     options = local_options(settings['options'], data_root)
     if scale is not None:
         options[SCALE_OPTION] = scale
@@ -182,24 +185,24 @@ def run_test(folder: Path, settings: dict, dest: Path, scale: float | None,
         write_atomic(tmp / PER_CATEGORY, dumps_json(result, indent=1))
 
 
-def tested(folder: Path, settings: dict, tests: Path, name: str, scale: float | None,
+def tested(folder: Path, record: dict, tests: Path, name: str, scale: float | None,
            data_root: Path) -> dict:
     """The kept per-category AP of a test, running it first when it is not kept yet."""
     dest = tests / name
     if not (dest / PER_CATEGORY).is_file():
         print(f'testing {name} ...', flush=True)
-        run_test(folder, settings, dest, scale, data_root)
+        run_test(folder, record, dest, scale, data_root)
     return json.loads((dest / PER_CATEGORY).read_text())
 
 
-def check_against_log(folder: Path, result: dict, name: str) -> None:
+def check_against_log(record: dict, result: dict, name: str) -> None:
     """The re-test must give the APr / APc / APf (mask) the run logged when it trained.
 
     Raises:
         UserError: a difference beyond the log's rounding (the checkpoint, the data or the
             evaluation changed since).
     """
-    logged = json.loads((folder / RESULT_MARKER).read_text())['results']
+    logged = record['results']
     summary = result['summary'].get('segm') or {}
     for key in ('APr', 'APc', 'APf'):
         if summary.get(key) is None or logged.get(key) is None:
@@ -316,8 +319,10 @@ def plot(doc: dict, png: Path, pdf: Path) -> None:
     axes[0].set_ylabel(f"mask AP change vs {doc['baseline']}")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(png, dpi=150)
-    fig.savefig(pdf)
+    # the outputs were checked (--force) before anything was computed
+    with atomic_output_files([png, pdf], force=True) as (png_tmp, pdf_tmp):
+        fig.savefig(png_tmp, dpi=150)
+        fig.savefig(pdf_tmp)
     plt.close(fig)
 
 
@@ -372,7 +377,7 @@ def _main(argv=None) -> int:
     for s in seeds:
         name = test_name(args.baseline, s, None)
         result = tested(*runs[args.baseline, s], tests, name, None, args.data_root)
-        check_against_log(runs[args.baseline, s][0], result, name)
+        check_against_log(runs[args.baseline, s][1], result, name)
         base[s] = category_arrays(result)
     doc = dict(tool=TOOL, command=' '.join(['python', TOOL, *(argv or sys.argv[1:])]),
                baseline=args.baseline, seeds=seeds, spike=SPIKE, methods={})
@@ -380,11 +385,11 @@ def _main(argv=None) -> int:
         name = method if scale is None else f'{method}@s{scale:g}'
         per_seed, points = {}, {}
         for s in seeds:
-            folder, settings = runs[method, s]
-            result = tested(folder, settings, tests, test_name(method, s, scale), scale,
+            folder, record = runs[method, s]
+            result = tested(folder, record, tests, test_name(method, s, scale), scale,
                             args.data_root)
             if scale is None:
-                check_against_log(folder, result, test_name(method, s, scale))
+                check_against_log(record, result, test_name(method, s, scale))
             ids, groups, ap, _ = category_arrays(result)
             if ids != base[s][0]:
                 raise UserError(f'{name} seed {s} and {args.baseline} were evaluated on '
