@@ -3,7 +3,7 @@ the CPU; resumable.
 
     python benchmarks/lt_detection.py [--methods peers] [--seeds 0 1 2] [--iters 700]
         [--parallel 2] [--out work_dirs/benchmarks/lt_detection] [--cfg-options K=V ...]
-        [--dry-run] [--force] [--render-only]
+        [--ap-fixed] [--dry-run] [--force] [--render-only]
 
 ``--methods`` takes method names and groups (``lt_digits/experiments.py``, METHODS and
 METHOD_GROUPS): ``peers`` (CE, cosine, Seesaw, C2AM, C2AM with background margins, EQLv2,
@@ -25,7 +25,9 @@ runs recorded with absolute paths get their records rewritten in that form. The 
 (``results.json``, ``table.md``) is re-written from every finished run of the requested methods
 and seeds: mean ± std, and for each method against CE and against C2AM the per-seed paired
 difference of AP, APr, APc, APf with its sign consistency ("+3.1, 3/3": mean difference, seeds
-whose difference has that sign).
+whose difference has that sign). ``--ap-fixed`` also re-tests every finished run that kept its
+checkpoint under the AP-fixed settings (``lt_digits/ap_fixed.py``; once per run, kept as
+``ap_fixed.json`` in its folder) and adds AP-fixed tables to the report.
 """
 from __future__ import annotations
 
@@ -46,6 +48,12 @@ from benchmarks._report import (  # noqa: E402
     check_report,
     read_report,
     write_report,
+)
+from lt_digits.ap_fixed import (  # noqa: E402
+    AP_FIXED_KEYS,
+    has_checkpoint,
+    load_ap_fixed,
+    measure_ap_fixed,
 )
 from lt_digits.experiments import (  # noqa: E402
     METHOD_GROUPS,
@@ -73,6 +81,7 @@ from projects.c2am.cli import (  # noqa: E402
 TOOL = 'benchmarks/lt_detection.py'
 COLUMNS = ('AP mask', 'AP box', 'APr', 'APc', 'APf', 'APr box', 'norm f/r')
 PAIRED = ('AP mask', 'APr', 'APc', 'APf', 'AP box')
+AP_FIXED_COLUMNS = tuple(AP_FIXED_KEYS)
 BASELINES = ('ce', 'c2am')
 LEGACY = {'c2am-nobg': 'c2am'}  # the recorded README run's name for today's default
 
@@ -107,11 +116,14 @@ def _mean_std(values: list[float]) -> tuple[float, float | None]:
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
-def summarise(runs: dict, methods: list[str], seeds: list[int]) -> dict:
+def summarise(runs: dict, methods: list[str], seeds: list[int],
+              columns: tuple = COLUMNS) -> dict:
     """Mean ± std per method over the finished seeds, and the train step time vs CE.
 
     Args:
         runs (dict): ``<method>_s<seed>`` -> results of the finished runs.
+        columns (tuple): the columns; only runs that have the first one count (AP-fixed is
+            measured on the runs that kept a checkpoint).
 
     Returns:
         dict: method -> column -> ``(mean, std)`` (``n`` seeds, ``step vs CE``).
@@ -120,11 +132,12 @@ def summarise(runs: dict, methods: list[str], seeds: list[int]) -> dict:
     ce = [runs[f'ce_s{s}']['step_s'] for s in seeds
           if f'ce_s{s}' in runs and runs[f'ce_s{s}'].get('step_s') is not None]
     for method in methods:
-        rows = [runs[f'{method}_s{s}'] for s in seeds if f'{method}_s{s}' in runs]
+        rows = [runs[f'{method}_s{s}'] for s in seeds
+                if runs.get(f'{method}_s{s}', {}).get(columns[0]) is not None]
         if not rows:
             continue
         entry = {'n': len(rows)}
-        for c in COLUMNS:
+        for c in columns:
             vals = [r[c] for r in rows if r.get(c) is not None]
             if vals:
                 entry[c] = _mean_std(vals)
@@ -135,8 +148,10 @@ def summarise(runs: dict, methods: list[str], seeds: list[int]) -> dict:
     return table
 
 
-def paired(runs: dict, methods: list[str], seeds: list[int], baseline: str) -> dict:
-    """Per-seed paired differences ``method - baseline`` on the seeds both finished.
+def paired(runs: dict, methods: list[str], seeds: list[int], baseline: str,
+           columns: tuple = PAIRED) -> dict:
+    """Per-seed paired differences ``method - baseline`` on the seeds both have ``columns``
+    for (finished; for AP-fixed: measured).
 
     Returns:
         dict: method -> column -> ``{'mean', 'per_seed', 'consistent', 'n'}``, where
@@ -147,11 +162,12 @@ def paired(runs: dict, methods: list[str], seeds: list[int], baseline: str) -> d
     for method in methods:
         if method == baseline:
             continue
-        both = [s for s in seeds if f'{method}_s{s}' in runs and f'{baseline}_s{s}' in runs]
+        both = [s for s in seeds if all(runs.get(f'{m}_s{s}', {}).get(c) is not None
+                                        for m in (method, baseline) for c in columns)]
         if not both:
             continue
         entry = {}
-        for c in PAIRED:
+        for c in columns:
             diffs = [runs[f'{method}_s{s}'][c] - runs[f'{baseline}_s{s}'][c] for s in both]
             mean = statistics.mean(diffs)
             sign = (mean > 0) - (mean < 0)
@@ -183,19 +199,40 @@ def render(record: dict) -> str:
     steps = ', '.join(f"{k} {v['step vs CE']:.2f}" for k, v in table.items() if 'step vs CE' in v)
     if steps:
         lines.append(f'median train step time relative to CE: {steps}')
-    for baseline, diffs in record['paired'].items():
-        if not diffs:
-            continue
-        lines += ['', f'Paired difference against {baseline} (mean over seeds, seeds with that '
-                  'sign):', '', '| method | ' + ' | '.join(PAIRED) + ' |',
-                  '|---' * (len(PAIRED) + 1) + '|']
-        for method, entry in diffs.items():
-            cells = [f"{e['mean']:+.1f}, {e['consistent']}/{e['n']}"
-                     for e in (entry[c] for c in PAIRED)]
-            lines.append(f'| {method} | ' + ' | '.join(cells) + ' |')
+    lines += _paired_lines(record['paired'], PAIRED)
+    fixed = record.get('ap_fixed')
+    if fixed:
+        table = {m: {c: tuple(v) if isinstance(v, list) else v for c, v in e.items()}
+                 for m, e in fixed['summary'].items()}
+        lines += ['', 'AP-fixed (mask; box in the last column): the checkpoints re-tested '
+                  'without a per-image cap, scores down to 1e-7, top 10,000 detections per '
+                  'category (configs/_base_/lvis_ap_fixed_test.py); seeds: the runs measured.',
+                  '', markdown_table(table, AP_FIXED_COLUMNS + ('n',)).replace(
+                      '| n |', '| seeds |')]
+        lines += _paired_lines(fixed['paired'], AP_FIXED_COLUMNS)
     if record.get('missing'):
         lines += ['', f"not finished (not in the table): {', '.join(record['missing'])}"]
     return '\n'.join(lines)
+
+
+def _paired_lines(pairs: dict, columns: tuple) -> list[str]:
+    lines = []
+    for baseline, diffs in pairs.items():
+        if not diffs:
+            continue
+        lines += ['', f'Paired difference against {baseline} (mean over seeds, seeds with that '
+                  'sign):', '', '| method | ' + ' | '.join(columns) + ' |',
+                  '|---' * (len(columns) + 1) + '|']
+        for method, entry in diffs.items():
+            cells = [f"{e['mean']:+.1f}, {e['consistent']}/{e['n']}"
+                     for e in (entry[c] for c in columns)]
+            lines.append(f'| {method} | ' + ' | '.join(cells) + ' |')
+    return lines
+
+
+def _as_lists(summary: dict) -> dict:
+    return {m: {c: list(v) if isinstance(v, tuple) else v for c, v in e.items()}
+            for m, e in summary.items()}
 
 
 def build_record(jobs: list[TrainJob], methods: list[str], seeds: list[int],
@@ -203,14 +240,44 @@ def build_record(jobs: list[TrainJob], methods: list[str], seeds: list[int],
     runs, missing = {}, []
     for job in jobs:
         if (job.work_dir / RESULT_MARKER).is_file():
-            runs[job.name] = load_result(job)
+            runs[job.name] = load_result(job) | (load_ap_fixed(job) or {})
         else:
             missing.append(job.name)
     pairs = {b: paired(runs, methods, seeds, b) for b in BASELINES if b in methods}
-    summary = {m: {c: list(v) if isinstance(v, tuple) else v for c, v in e.items()}
-               for m, e in summarise(runs, methods, seeds).items()}
-    return dict(header=header, methods=methods, seeds=seeds, runs=runs, missing=missing,
-                summary=summary, paired=pairs)
+    record = dict(header=header, methods=methods, seeds=seeds, runs=runs, missing=missing,
+                  summary=_as_lists(summarise(runs, methods, seeds)), paired=pairs)
+    if any(AP_FIXED_COLUMNS[0] in r for r in runs.values()):
+        record['ap_fixed'] = dict(
+            summary=_as_lists(summarise(runs, methods, seeds, AP_FIXED_COLUMNS)),
+            paired={b: paired(runs, methods, seeds, b, AP_FIXED_COLUMNS)
+                    for b in BASELINES if b in methods})
+    return record
+
+
+def measure_all_ap_fixed(jobs: list[TrainJob], args, errors: list[str]) -> None:
+    """AP-fixed of every finished run that kept its checkpoint and has no kept AP-fixed
+    result yet, ``--parallel`` re-tests at a time (each one CPU thread)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+    finished = [j for j in jobs if (j.work_dir / RESULT_MARKER).is_file()]
+    no_checkpoint = [j.name for j in finished if not has_checkpoint(j)]
+    if no_checkpoint:
+        print(f'AP-fixed not measured (no checkpoint kept): {", ".join(no_checkpoint)}')
+    todo = [j for j in finished if j.name not in no_checkpoint and load_ap_fixed(j) is None]
+    if not todo:
+        return
+
+    def measure(job: TrainJob) -> None:
+        try:
+            measure_ap_fixed(job, args.data_root)
+        except (RuntimeError, FileNotFoundError, ValueError) as err:
+            errors.append(f'{job.name} AP-fixed: {err}')
+
+    with ThreadPoolExecutor(max_workers=args.parallel) as pool, \
+            tqdm(total=len(todo), desc='AP-fixed re-tests', unit='run') as bar:
+        for _ in pool.map(measure, todo):
+            bar.update()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--data-root', type=Path, default=ROOT / 'data' / 'lt_digits')
     p.add_argument('--cfg-options', type=cfg_option, nargs='+', default=[],
                    help='KEY=VALUE options for every run (e.g. an extra evaluator)')
+    p.add_argument('--ap-fixed', action='store_true',
+                   help='also re-test each finished run that kept its checkpoint under the '
+                   'AP-fixed settings (once; kept as ap_fixed.json in its folder)')
     p.add_argument('--dry-run', action='store_true', help='print the plan, touch nothing')
     add_report_arguments(p, ROOT / 'work_dirs' / 'benchmarks' / 'lt_detection',
                          force_help='re-train finished runs too')
@@ -277,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     run_parallel(todo, max_parallel=args.parallel, on_finish=on_finish, stop_on_failure=False)
     trained = (f'; this invocation trained {len(todo)} runs in '
                f'{(time.time() - t0) / 60:.0f} min, {args.parallel} at a time')
+    if args.ap_fixed:
+        measure_all_ap_fixed(jobs, args, errors)
     record = build_record(jobs, methods, seeds, header(args, methods, seeds, jobs) + trained)
     check_report(args.out, TOOL, force=args.force, replace_own=True)
     write_report(args.out, TOOL, record, render(record))

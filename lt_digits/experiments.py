@@ -321,6 +321,7 @@ def markdown_table(results: dict, columns=('AP mask', 'AP box', 'APr', 'APc', 'A
 # ---------------------------------------------------------------- resumable run folders ------
 RUN_MARKER = '.c2am-run.json'  # written when a run starts: its config and options
 RESULT_MARKER = 'result.json'  # written atomically once the run finished and its results check
+AP_FIXED_FILE = 'ap_fixed.json'  # a finished run's AP-fixed re-test (lt_digits/ap_fixed.py)
 _TIMESTAMP_DIR = re.compile(r'\d{8}_\d{6}')
 _CHECKPOINT = re.compile(r'iter_\d+\.pth')
 REQUIRED_RESULTS = ('AP mask', 'AP box', 'APr', 'APc', 'APf')
@@ -389,9 +390,11 @@ def _written_by_run(entry: Path, job: TrainJob) -> bool:
     name = entry.name
     if entry.is_dir() and not entry.is_symlink():
         return bool(_TIMESTAMP_DIR.fullmatch(name))
-    return (name in (RUN_MARKER, RESULT_MARKER, 'train.log', 'last_checkpoint',
-                     f'{Path(job.config).stem}.py') or bool(_CHECKPOINT.fullmatch(name))
-            or name.startswith(f'.{RESULT_MARKER}.tmp-') or name.startswith(f'.{RUN_MARKER}.tmp-'))
+    markers = (RUN_MARKER, RESULT_MARKER, AP_FIXED_FILE)
+    return (name in (*markers, 'train.log', 'last_checkpoint', f'{Path(job.config).stem}.py')
+            or bool(_CHECKPOINT.fullmatch(name))
+            # write_atomic's temporaries (left by a killed process): .<stem>.tmp-<pid>-<id><ext>
+            or any(name.startswith(f'.{Path(m).stem}.tmp-') for m in markers))
 
 
 def run_state(job: TrainJob, *, force: bool = False) -> str:

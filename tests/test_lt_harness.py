@@ -110,6 +110,103 @@ def test_three_seeds_paired_differences_and_resume(fake_training, tmp_path):
     assert 'not finished (not in the table): ce_s7, c2am_s7, eqlv2_s7' in table
 
 
+def _fake_retest(calls: list, line: str | None = None):
+    """A stand-in for the tools/test.py process of an AP-fixed re-test: logs the checkpoint
+    check and dumps box metrics where mmengine does (AP-fixed box = 10 + seed, + 4 for C2AM)."""
+    def call(cmd, stdout, stderr, env, cwd):
+        calls.append(cmd)
+        work = Path(cmd[cmd.index('--work-dir') + 1])
+        method, seed = Path(cmd[3]).parent.name.rsplit('_s', 1)
+        stdout.write(line or 'partial load: 2 of 2 model keys match (1 not in the model '
+                     '(e.g. roi_head.mask_head.w))\n')
+        ap = 10.0 + int(seed) + (4.0 if method == 'c2am' else 0.0)
+        (work / '20260101_000000').mkdir()
+        (work / '20260101_000000' / '20260101_000000.json').write_text(json.dumps(
+            {f'lvis/bbox_AP{g}': (ap + i) / 100 for i, g in enumerate(['', 'r', 'c', 'f'])}))
+        return 0
+    return call
+
+
+def test_ap_fixed_retests_each_kept_checkpoint_once(fake_training, tmp_path, monkeypatch):
+    import torch
+
+    from lt_digits import ap_fixed
+    bench, count = fake_training
+    out = tmp_path / 'bench'
+    argv = ['--methods', 'ce', 'c2am', '--seeds', '0', '1', '2', '--out', str(out),
+            '--data-root', str(tmp_path / 'data')]
+    assert bench.main(argv) == 0
+    state = {'state_dict': {'backbone.w': torch.zeros(1), 'roi_head.mask_head.w': torch.zeros(1)}}
+    for name in ('ce_s0', 'ce_s1', 'c2am_s0', 'c2am_s1', 'c2am_s2'):  # ce_s2 kept none
+        torch.save(state, out / 'runs' / name / 'iter_700.pth')
+    calls = []
+    monkeypatch.setattr(ap_fixed.subprocess, 'call', _fake_retest(calls))
+    assert bench.main(argv + ['--ap-fixed']) == 0
+    assert len(_trained(count)) == 6 and len(calls) == 5  # re-tested, nothing re-trained
+    options = calls[0][calls[0].index('--cfg-options') + 1:]
+    for expected in ('model.test_cfg.rcnn.score_thr=1e-07', 'test_evaluator.fixed_ap=True',
+                     'model.test_cfg.rcnn.max_per_img=1000', 'model.roi_head.mask_head=None',
+                     'test_evaluator.metric=bbox',
+                     f'test_evaluator.ann_file={tmp_path}/data/annotations/lvis_v1_val.json'):
+        assert expected in options
+    record = json.loads((out / 'results.json').read_text())
+    fixed = record['ap_fixed']
+    assert fixed['summary']['ce']['n'] == 2 and fixed['summary']['c2am']['n'] == 3
+    assert fixed['summary']['ce']['APr-fixed box'][0] == pytest.approx(11.5)  # 11, 12
+    d = fixed['paired']['ce']['c2am']['AP-fixed box']  # on seeds 0 and 1 only
+    assert (d['n'], d['consistent'], d['mean']) == (2, 2, pytest.approx(4.0))
+    assert d['per_seed'] == {'0': pytest.approx(4.0), '1': pytest.approx(4.0)}
+    assert record['summary']['ce']['n'] == 3  # the standard table keeps every seed
+    assert '| c2am | +4.0, 2/2 |' in (out / 'table.md').read_text()
+    # kept: a rerun re-tests nothing; a result kept under other test settings is re-measured
+    assert bench.main(argv + ['--ap-fixed']) == 0 and len(calls) == 5
+    kept = out / 'runs' / 'ce_s0' / 'ap_fixed.json'
+    stale = json.loads(kept.read_text())
+    stale['settings']['test_options']['model.test_cfg.rcnn.max_per_img'] = 300
+    kept.write_text(json.dumps(stale))
+    assert bench.main(argv + ['--ap-fixed']) == 0 and len(calls) == 6
+    # a re-test that would leave out more than the mask branch is an error, nothing kept
+    kept.unlink()
+    monkeypatch.setattr(ap_fixed.subprocess, 'call', _fake_retest(calls, (
+        'partial load: 1 of 2 model keys match (2 not in the model (e.g. roi_head.mask_head.w'
+        '))\n')))
+    assert bench.main(argv + ['--ap-fixed']) == 1 and not kept.exists()
+    # a killed process's temporary of a marker belongs to the run: the run restarts
+    (out / 'runs' / 'ce_s2' / 'result.json').unlink()
+    (out / 'runs' / 'ce_s2' / '.result.tmp-123-abcdef12.json').write_text('{')
+    assert bench.main(argv) == 0 and _trained(count)[-1] == 'ce_s2'
+
+
+@pytest.mark.slow
+def test_ap_fixed_retest_of_a_real_checkpoint(tmp_path):
+    """tools/test.py under the AP-fixed options on a real LT-Digits detector: the box-only model
+    loads every checkpoint key but the mask branch, and its box AP-fixed is kept."""
+    import torch
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    from lt_digits import make_lt_digits
+    from lt_digits.ap_fixed import load_ap_fixed, measure_ap_fixed
+    register_all_modules()
+    data = Path(make_lt_digits(tmp_path / 'data', seed=3, max_images=60, min_images=1.5,
+                               progress=False)['data_root'])
+    method = METHODS['ce']
+    job = experiments.TrainJob('ce_s0', method.config, tmp_path / 'runs' / 'ce_s0',
+                               job_options(method, data, 700, 0))
+    experiments.start_run(job)
+    (job.work_dir / experiments.RESULT_MARKER).write_text(json.dumps(
+        {'settings': experiments.run_settings(job), 'results': {}}))
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(str(ROOT / method.config)).model)
+    torch.save({'state_dict': model.state_dict()}, job.work_dir / 'iter_700.pth')
+    results = measure_ap_fixed(job, data)
+    assert set(results) == {'AP-fixed box', 'APr-fixed box', 'APc-fixed box', 'APf-fixed box'}
+    assert 0 <= results['AP-fixed box'] <= 100
+    assert all(v is None or 0 <= v <= 100 for v in results.values())
+    assert load_ap_fixed(job) == results
+    assert experiments.run_state(job) == 'finished'  # its file belongs to the run
+
+
 def test_foreign_files_stop_everything_before_it_starts(fake_training, tmp_path, capsys):
     bench, count = fake_training
     out = tmp_path / 'bench'
