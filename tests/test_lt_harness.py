@@ -153,6 +153,8 @@ def test_ap_fixed_retests_each_kept_checkpoint_once(fake_training, tmp_path, mon
     fixed = record['ap_fixed']
     assert fixed['summary']['ce']['n'] == 2 and fixed['summary']['c2am']['n'] == 3
     assert fixed['summary']['ce']['APr-fixed box'][0] == pytest.approx(11.5)  # 11, 12
+    # beside it the standard box AP of the same two runs (fake: 21, 22 for CE seeds 0, 1)
+    assert fixed['summary']['ce']['AP box'][0] == pytest.approx(21.5)
     d = fixed['paired']['ce']['c2am']['AP-fixed box']  # on seeds 0 and 1 only
     assert (d['n'], d['consistent'], d['mean']) == (2, 2, pytest.approx(4.0))
     assert d['per_seed'] == {'0': pytest.approx(4.0), '1': pytest.approx(4.0)}
