@@ -266,11 +266,12 @@ def measure_all_ap_fixed(jobs: list[TrainJob], args, errors: list[str]) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from tqdm import tqdm
-    finished = [j for j in jobs if (j.work_dir / RESULT_MARKER).is_file()]
-    no_checkpoint = [j.name for j in finished if not has_checkpoint(j)]
+    unmeasured = [j for j in jobs
+                  if (j.work_dir / RESULT_MARKER).is_file() and load_ap_fixed(j) is None]
+    no_checkpoint = [j.name for j in unmeasured if not has_checkpoint(j)]
     if no_checkpoint:
         print(f'AP-fixed not measured (no checkpoint kept): {", ".join(no_checkpoint)}')
-    todo = [j for j in finished if j.name not in no_checkpoint and load_ap_fixed(j) is None]
+    todo = [j for j in unmeasured if j.name not in no_checkpoint]
     if not todo:
         return
 
