@@ -15,6 +15,7 @@ branch from the model (its checkpoint keys are the only ones not loaded, which i
 """
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -43,18 +44,24 @@ MASK_PREFIX = 'roi_head.mask_'
 def ap_fixed_options() -> dict:
     """The AP-fixed test settings as cfg-options, read from :data:`AP_FIXED_TEST`, for boxes
     only (:data:`BOX_ONLY`)."""
+    return dict(_read_options())
+
+
+@functools.lru_cache(maxsize=1)
+def _read_options() -> tuple:
+    # parsed once per process: every run's kept result is compared against these settings
     from mmengine.config import Config
     cfg = Config.fromfile(str(ROOT / AP_FIXED_TEST), import_custom_modules=False)
     opts = {f'model.test_cfg.rcnn.{k}': v for k, v in cfg.model.test_cfg.rcnn.items()}
-    return opts | {f'test_evaluator.{k}': v for k, v in cfg.test_evaluator.items()} | BOX_ONLY
+    opts |= {f'test_evaluator.{k}': v for k, v in cfg.test_evaluator.items()} | BOX_ONLY
+    return tuple(json.loads(json.dumps(opts, default=str)).items())
 
 
-def _settings(job: TrainJob) -> dict:
+def _settings(job: TrainJob, checkpoint: Path) -> dict:
     """What an AP-fixed result was measured on: the run (its recorded settings), its
     checkpoint and the test settings."""
     run = json.loads((job.work_dir / RESULT_MARKER).read_text())['settings']
-    return json.loads(json.dumps({'run': run, 'checkpoint': checkpoint_of(job.work_dir).name,
-                                  'test_options': ap_fixed_options()}, default=str))
+    return {'run': run, 'checkpoint': checkpoint.name, 'test_options': ap_fixed_options()}
 
 
 def has_checkpoint(job: TrainJob) -> bool:
@@ -76,8 +83,7 @@ def load_ap_fixed(job: TrainJob) -> dict | None:
         settings, results = kept['settings'], kept['results']
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    current = dict(settings, test_options=json.loads(json.dumps(ap_fixed_options(),
-                                                                  default=str)))
+    current = dict(settings, test_options=ap_fixed_options())
     if settings != current or not isinstance(results, dict):
         return None
     return results
@@ -108,11 +114,12 @@ def measure_ap_fixed(job: TrainJob, data_root: Path) -> dict:
             metrics.
     """
     from projects.c2am.outputs import dumps_json, write_atomic
-    settings = _settings(job)
+    checkpoint = checkpoint_of(job.work_dir)
+    settings = _settings(job, checkpoint)
     options = local_options(settings['run']['options'], data_root) | ap_fixed_options()
     with tempfile.TemporaryDirectory(prefix='c2am-ap-fixed-') as tmp:
         cmd = [sys.executable, str(ROOT / 'tools' / 'test.py'), str(ROOT / job.config),
-               str(checkpoint_of(job.work_dir)), '--work-dir', tmp, '--allow-partial-load',
+               str(checkpoint), '--work-dir', tmp, '--allow-partial-load',
                '--cfg-options', *[f'{k}={v}' for k, v in options.items()]]
         log = Path(tmp) / 'test.log'
         with open(log, 'w') as out:
@@ -122,7 +129,7 @@ def measure_ap_fixed(job: TrainJob, data_root: Path) -> dict:
             tail = log.read_text(errors='replace').strip().splitlines()[-1:]
             raise RuntimeError(f'tools/test.py failed (exit {code}): '
                                f'{tail[0] if tail else "no output"}')
-        _check_only_masks_left_out(log.read_text(errors='replace'), checkpoint_of(job.work_dir))
+        _check_only_masks_left_out(log.read_text(errors='replace'), checkpoint)
         # mmengine's LoggerHook dumps the test metrics to <work_dir>/<timestamp>/<timestamp>.json
         dumps = sorted(Path(tmp).glob('*/*.json'))
         metrics = json.loads(dumps[-1].read_text()) if dumps else {}
