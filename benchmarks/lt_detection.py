@@ -10,10 +10,11 @@ METHOD_GROUPS): ``peers`` (CE, cosine, Seesaw, C2AM, C2AM with background margin
 Federated loss, RFS with CE and with C2AM, EQL), ``table3`` (s), ``table4`` (alpha), ``table5``
 (fixed margin), ``ablations`` (all three), ``apf`` (CE, the cosine control, C2AM, background
 inside the margins, and two remedies for C2AM's frequent-category AP: norms capped for Eq. 7,
-classifier weight decay). Each run is ``tools/train.py`` on a
-``configs/lt_digits/*`` config (identical but for the classifier loss / head, or the sampler
-for RFS) plus the variant's cfg-options, followed by LVISMetric on the val split, in
-``OUT/runs/<method>_s<seed>/``, ``--parallel`` runs at a time with one CPU thread each.
+classifier weight decay; C2AM and the cosine classifier at s = 10). Each run is
+``tools/train.py`` on a ``configs/lt_digits/*`` config (identical but for the classifier loss /
+head, or the sampler for RFS) plus the variant's cfg-options, followed by LVISMetric on the val
+split, in ``OUT/runs/<method>_s<seed>/``, ``--parallel`` runs at a time with one CPU thread
+each.
 
 Resuming: a run is finished when its folder holds ``result.json`` (written atomically once its
 metrics were read and checked); a rerun of the same command skips it. A folder without it (an
