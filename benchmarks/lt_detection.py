@@ -3,7 +3,7 @@ the CPU; resumable.
 
     python benchmarks/lt_detection.py [--methods peers] [--seeds 0 1 2] [--iters 700]
         [--parallel 2] [--out work_dirs/benchmarks/lt_detection] [--cfg-options K=V ...]
-        [--ap-fixed] [--dry-run] [--force] [--render-only]
+        [--baselines ce c2am] [--ap-fixed] [--dry-run] [--force] [--render-only]
 
 ``--methods`` takes method names and groups (``lt_digits/experiments.py``, METHODS and
 METHOD_GROUPS): ``peers`` (CE, cosine, Seesaw, C2AM, C2AM with background margins, EQLv2,
@@ -24,11 +24,12 @@ re-trains finished runs too. Runs record the paths under the data root as ``{dat
 so a sweep recorded elsewhere (another clone, another ``--data-root``) resumes too; finished
 runs recorded with absolute paths get their records rewritten in that form. The report
 (``results.json``, ``table.md``) is re-written from every finished run of the requested methods
-and seeds: mean ± std, and for each method against CE and against C2AM the per-seed paired
-difference of AP, APr, APc, APf with its sign consistency ("+3.1, 3/3": mean difference, seeds
-whose difference has that sign). ``--ap-fixed`` also re-tests every finished run that kept its
-checkpoint under the AP-fixed settings (``lt_digits/ap_fixed.py``; once per run, kept as
-``ap_fixed.json`` in its folder) and adds AP-fixed tables to the report.
+and seeds: mean ± std, and for each method against each baseline (``--baselines``; by default
+CE and C2AM, those of them requested) the per-seed paired difference of AP, APr, APc, APf with
+its sign consistency ("+3.1, 3/3": mean difference, seeds whose difference has that sign).
+``--ap-fixed`` also re-tests every finished run that kept its checkpoint under the AP-fixed
+settings (``lt_digits/ap_fixed.py``; once per run, kept as ``ap_fixed.json`` in its folder) and
+adds AP-fixed tables to the report.
 """
 from __future__ import annotations
 
@@ -186,9 +187,10 @@ def header(args, methods: list[str], seeds: list[int], jobs: list[TrainJob]) -> 
     """What the table holds and how it was made. The runs may come from several invocations
     (a resumed sweep); each one's settings are in its ``result.json``."""
     finished = sum((job.work_dir / RESULT_MARKER).is_file() for job in jobs)
+    baselines = f' --baselines {" ".join(args.baselines)}' if args.baselines else ''
     return (f'LT-Digits (100 categories; seed-0 data), {args.iters} iterations, batch 8; '
             f'`python benchmarks/lt_detection.py --methods {" ".join(args.methods)} --seeds '
-            f'{" ".join(map(str, seeds))}`: {finished} of {len(jobs)} runs finished; '
+            f'{" ".join(map(str, seeds))}{baselines}`: {finished} of {len(jobs)} runs finished; '
             f'{platform.machine()} {os.cpu_count()} cores, one CPU thread per run; '
             f'{time.strftime("%Y-%m-%d")}')
 
@@ -241,15 +243,27 @@ def _as_lists(summary: dict) -> dict:
             for m, e in summary.items()}
 
 
+def baselines_of(methods: list[str], requested: list[str] | None) -> list[str]:
+    """The methods the paired differences are taken against: the requested ones (each must
+    be among ``methods``), or by default those of CE and C2AM that are."""
+    if requested is None:
+        return [b for b in BASELINES if b in methods]
+    absent = [b for b in requested if b not in methods]
+    if absent:
+        raise UserError(f'--baselines {" ".join(absent)}: not among the methods requested '
+                        f'({", ".join(methods)})')
+    return list(dict.fromkeys(requested))
+
+
 def build_record(jobs: list[TrainJob], methods: list[str], seeds: list[int],
-                 header: str) -> dict:
+                 header: str, baselines: list[str]) -> dict:
     runs, missing = {}, []
     for job in jobs:
         if (job.work_dir / RESULT_MARKER).is_file():
             runs[job.name] = load_result(job) | (load_ap_fixed(job) or {})
         else:
             missing.append(job.name)
-    pairs = {b: paired(runs, methods, seeds, b) for b in BASELINES if b in methods}
+    pairs = {b: paired(runs, methods, seeds, b) for b in baselines}
     record = dict(header=header, methods=methods, seeds=seeds, runs=runs, missing=missing,
                   summary=_as_lists(summarise(runs, methods, seeds)), paired=pairs)
     if any(AP_FIXED_COLUMNS[0] in r for r in runs.values()):
@@ -257,7 +271,7 @@ def build_record(jobs: list[TrainJob], methods: list[str], seeds: list[int],
             summary=_as_lists(summarise(runs, methods, seeds, AP_FIXED_TABLE,
                                         require=AP_FIXED_COLUMNS[0])),
             paired={b: paired(runs, methods, seeds, b, AP_FIXED_COLUMNS)
-                    for b in BASELINES if b in methods})
+                    for b in baselines})
     return record
 
 
@@ -299,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--data-root', type=Path, default=ROOT / 'data' / 'lt_digits')
     p.add_argument('--cfg-options', type=cfg_option, nargs='+', default=[],
                    help='KEY=VALUE options for every run (e.g. an extra evaluator)')
+    p.add_argument('--baselines', type=method_list, nargs='+',
+                   help='methods the paired differences are taken against (default: ce and '
+                   'c2am, those of them requested)')
     p.add_argument('--ap-fixed', action='store_true',
                    help='also re-test each finished run that kept its checkpoint under the '
                    'AP-fixed settings (once; kept as ap_fixed.json in its folder)')
@@ -310,11 +327,13 @@ def main(argv: list[str] | None = None) -> int:
     seeds = list(dict.fromkeys(args.seeds))
     args.out = args.out.absolute()
     args.data_root = args.data_root.absolute()
+    baselines = baselines_of(methods, args.baselines)
     jobs = plan(methods, seeds, args)
 
     if args.render_only:
         read_report(args.out, TOOL)  # there must be a report of this benchmark
-        record = build_record(jobs, methods, seeds, header(args, methods, seeds, jobs))
+        record = build_record(jobs, methods, seeds, header(args, methods, seeds, jobs),
+                              baselines)
         check_report(args.out, TOOL, force=True)
         write_report(args.out, TOOL, record, render(record))
         return 0
@@ -357,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
                f'{(time.time() - t0) / 60:.0f} min, {args.parallel} at a time')
     if args.ap_fixed:
         measure_all_ap_fixed(jobs, args, errors)
-    record = build_record(jobs, methods, seeds, header(args, methods, seeds, jobs) + trained)
+    record = build_record(jobs, methods, seeds, header(args, methods, seeds, jobs) + trained,
+                          baselines)
     check_report(args.out, TOOL, force=args.force, replace_own=True)
     write_report(args.out, TOOL, record, render(record))
     for line in errors:

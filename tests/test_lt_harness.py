@@ -111,6 +111,33 @@ def test_three_seeds_paired_differences_and_resume(fake_training, tmp_path):
     assert 'not finished (not in the table): ce_s7, c2am_s7, eqlv2_s7' in table
 
 
+def test_baselines_choose_the_paired_tables(fake_training, tmp_path, capsys):
+    bench, count = fake_training
+    out = tmp_path / 'bench'
+    argv = ['--methods', 'ce', 'c2am', 'eqlv2', '--seeds', '0', '1', '2', '--out', str(out)]
+    assert bench.main(argv + ['--baselines', 'eqlv2']) == 0
+    record = json.loads((out / 'results.json').read_text())
+    assert list(record['paired']) == ['eqlv2']
+    # C2AM - EQLv2 per seed: APr 1.5, 4.5, 2.0 (EQLv2's seed-1 APr is 3 lower)
+    d = record['paired']['eqlv2']['c2am']['APr']
+    assert d['per_seed'] == {'0': 1.5, '1': 4.5, '2': 2.0} and d['consistent'] == 3
+    assert record['paired']['eqlv2']['ce']['AP mask']['mean'] == pytest.approx(-2.0)
+    table = (out / 'table.md').read_text()
+    assert 'Paired difference against eqlv2' in table and 'against ce' not in table
+    assert '--baselines eqlv2' in table.splitlines()[0]
+    # the default: CE and C2AM, from the same runs without training any
+    assert bench.main(argv + ['--render-only']) == 0
+    assert list(json.loads((out / 'results.json').read_text())['paired']) == ['ce', 'c2am']
+    assert len(_trained(count)) == 9
+    # a baseline that is not among the methods is one clear error, nothing re-written
+    before = (out / 'results.json').read_text()
+    capsys.readouterr()
+    assert bench.run_cli(bench.main, argv + ['--baselines', 'ce', 'seesaw']) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'seesaw' in err and 'not among the methods' in err
+    assert (out / 'results.json').read_text() == before and len(_trained(count)) == 9
+
+
 def _fake_retest(calls: list, line: str | None = None):
     """A stand-in for the tools/test.py process of an AP-fixed re-test: logs the checkpoint
     check and dumps box metrics where mmengine does (AP-fixed box = 10 + seed, + 4 for C2AM)."""
@@ -246,6 +273,7 @@ def test_changed_settings_need_force(fake_training, tmp_path):
     (['--seeds', '-1'], 'integer >= 0'),
     (['--parallel', '0'], 'integer >= 1'),
     (['--cfg-options', 'novalue'], 'KEY=VALUE'),
+    (['--baselines', 'nope'], 'unknown method'),
 ])
 def test_bad_arguments_are_one_usage_error(argv, message, tmp_path, capsys):
     bench = _bench('lt_detection')
