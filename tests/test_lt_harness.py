@@ -508,20 +508,23 @@ def test_ablation_figure_reads_each_methods_setting(tmp_path, capsys):
     assert plot.run_cli(plot.main, [str(tmp_path / 'none'), '--out', str(tmp_path / 'x')]) == 2
 
 
-RECORDED = ROOT / 'benchmarks' / 'results' / 'lt_digits'
+RESULTS = ROOT / 'benchmarks' / 'results'
 
 
 def test_the_recorded_sweep_resumes_from_this_checkout(tmp_path):
-    """Every run recorded in the repository is 'finished' for the harness's own job (any data
-    folder, today's configs), so `--out benchmarks/results/lt_digits` re-trains none of them; a
-    config edited since would fail here instead of silently describing other settings."""
-    folders = sorted(p.parent for p in RECORDED.glob('runs/*/result.json'))
+    """Every run recorded in the repository (``benchmarks/results/lt_digits*``, one folder per
+    schedule) is 'finished' for the harness's own job (any data folder, today's configs), so
+    `--out` that folder re-trains none of them; a config edited since would fail here instead of
+    silently describing other settings."""
+    folders = sorted(p.parent for p in RESULTS.glob('lt_digits*/runs/*/result.json'))
     assert folders, 'no recorded runs'
     bench = _bench('lt_detection')
     for folder in folders:
         method, seed = folder.name.rsplit('_s', 1)
-        args = argparse.Namespace(cfg_options=[], out=RECORDED, data_root=tmp_path / 'data',
-                                  iters=700)
+        recorded = json.loads((folder / RUN_MARKER).read_text())
+        args = argparse.Namespace(cfg_options=[], out=folder.parents[1],
+                                  data_root=tmp_path / 'data',
+                                  iters=recorded['options']['train_cfg.max_iters'])
         (job,) = bench.plan([method], [int(seed)], args)
         assert job.work_dir == folder
         assert experiments.run_state(job) == 'finished', folder.name
