@@ -101,6 +101,15 @@ def method_list(text: str) -> str:
     return name
 
 
+def method_name(text: str) -> str:
+    """argparse check: a method name (not a group)."""
+    name = LEGACY.get(text, text)
+    if name not in METHODS:
+        raise argparse.ArgumentTypeError(
+            f'unknown method {text!r}; methods: {", ".join(METHODS)}')
+    return name
+
+
 def cfg_option(text: str) -> str:
     """argparse check: ``KEY=VALUE``."""
     if '=' not in text or text.startswith('='):
@@ -313,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--data-root', type=Path, default=ROOT / 'data' / 'lt_digits')
     p.add_argument('--cfg-options', type=cfg_option, nargs='+', default=[],
                    help='KEY=VALUE options for every run (e.g. an extra evaluator)')
-    p.add_argument('--baselines', type=method_list, nargs='+',
+    p.add_argument('--baselines', type=method_name, nargs='+',
                    help='methods the paired differences are taken against (default: ce and '
                    'c2am, those of them requested)')
     p.add_argument('--ap-fixed', action='store_true',

@@ -274,6 +274,7 @@ def test_changed_settings_need_force(fake_training, tmp_path):
     (['--parallel', '0'], 'integer >= 1'),
     (['--cfg-options', 'novalue'], 'KEY=VALUE'),
     (['--baselines', 'nope'], 'unknown method'),
+    (['--baselines', 'peers'], 'unknown method'),
 ])
 def test_bad_arguments_are_one_usage_error(argv, message, tmp_path, capsys):
     bench = _bench('lt_detection')
